@@ -1,0 +1,5 @@
+"""python -m multiport."""
+
+from .cli import main
+
+raise SystemExit(main())

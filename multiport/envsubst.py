@@ -1,0 +1,83 @@
+"""`${VAR}` and `${VAR:-default}` in provider files, and dotenv files for credentials."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path as FsPath
+from typing import Any
+
+from ._yamlsource import Path
+
+__all__ = ["Interpolation", "interpolate", "read_dotenv"]
+
+# ${NAME}, ${NAME:-default} (unset or empty), ${NAME-default} (unset); $${ is a literal ${.
+_REF = re.compile(r"\$\$\{|\$\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?-)([^}]*))?\}")
+_DOTENV_LINE = re.compile(r"^\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(.*?)\s*$")
+
+
+@dataclass
+class Interpolation:
+    """The result of interpolating a document: data, and the variables it lacked."""
+
+    data: Any
+    missing: dict[Path, list[str]] = field(default_factory=dict)
+    used: dict[Path, list[str]] = field(default_factory=dict)
+
+
+def interpolate(data: Any, env: Mapping[str, str]) -> Interpolation:
+    """Replace variable references in every string of `data`."""
+    result = Interpolation(None)
+    result.data = _walk(data, env, (), result)
+    return result
+
+
+def _walk(node: Any, env: Mapping[str, str], path: Path, result: Interpolation) -> Any:
+    if isinstance(node, str):
+        return _substitute(node, env, path, result)
+    if isinstance(node, dict):
+        return {k: _walk(v, env, (*path, str(k)), result) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_walk(v, env, (*path, i), result) for i, v in enumerate(node)]
+    return node
+
+
+def _substitute(text: str, env: Mapping[str, str], path: Path, result: Interpolation) -> str:
+    if "$" not in text:
+        return text
+
+    def replace(match: re.Match[str]) -> str:
+        if match.group(0) == "$${":
+            return "${"
+        name, operator, default = match.group(1), match.group(2), match.group(3)
+        result.used.setdefault(path, []).append(name)
+        value = env.get(name)
+        if operator == ":-" and not value:
+            return default
+        if operator == "-" and value is None:
+            return default
+        if value is None:
+            result.missing.setdefault(path, []).append(name)
+            return ""
+        return value
+
+    return _REF.sub(replace, text)
+
+
+def read_dotenv(path: FsPath) -> dict[str, str]:
+    """Read KEY=value lines; `#` comments, blank lines, `export` and quotes allowed."""
+    values: dict[str, str] = {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        match = _DOTENV_LINE.match(line)
+        if match is None:
+            raise ValueError(f"not a KEY=value line: {line.split('=')[0][:40]!r}")
+        key, value = match.groups()
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+            value = value[1:-1]
+        else:
+            value = value.split(" #", 1)[0].rstrip()
+        values[key] = value
+    return values

@@ -1,0 +1,64 @@
+"""Ordered regex model mappings: the first rule that matches the client's model wins."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+__all__ = ["Resolution", "Rule", "resolve"]
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One compiled mapping rule."""
+
+    index: int
+    pattern: re.Pattern[str]
+    targets: tuple[str, ...]
+
+    def candidates(self, match: re.Match[str]) -> list[str]:
+        return [match.expand(t) if "\\" in t else t for t in self.targets]
+
+
+@dataclass(frozen=True)
+class Resolution:
+    """How a client model name was resolved."""
+
+    requested: str
+    target: str | None
+    rule: Rule | None = None
+    candidates: tuple[str, ...] = ()
+    available: tuple[str, ...] = ()
+    reason: str = ""
+
+
+def resolve(
+    model: str, rules: Sequence[Rule], is_available: Callable[[str], bool] | None = None
+) -> Resolution:
+    """Pick the target for `model`: first matching rule, first available candidate."""
+    for rule in rules:
+        match = rule.pattern.search(model)
+        if match is None:
+            continue
+        candidates = rule.candidates(match)
+        if is_available is None:
+            return Resolution(model, candidates[0], rule, tuple(candidates), (), "first candidate")
+        available = tuple(c for c in candidates if is_available(c))
+        if available:
+            return Resolution(
+                model, available[0], rule, tuple(candidates), available, "first available candidate"
+            )
+        return Resolution(
+            model,
+            candidates[0],
+            rule,
+            tuple(candidates),
+            (),
+            "no candidate is in the catalog; using the first",
+        )
+    if is_available is not None and is_available(model):
+        return Resolution(
+            model, model, None, (), (model,), "no rule matched; the catalog has this model"
+        )
+    return Resolution(model, None, None, (), (), "no rule matched")

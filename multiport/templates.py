@@ -1,0 +1,169 @@
+"""One sandboxed Jinja environment; templates render JSON from plain data only.
+
+Provider templates may come from anywhere, so they run in Jinja's immutable sandbox with
+strict undefined variables, see only the names in `TEMPLATE_VARIABLES`, and may not touch
+attributes whose names start with an underscore.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import jinja2
+import msgspec
+from jinja2 import nodes
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+from .errors import TemplateRenderError
+
+__all__ = ["TEMPLATE_VARIABLES", "CompiledTemplate", "TemplateProblem", "compile_template"]
+
+# What each kind of template may read; nothing else is in scope.
+TEMPLATE_VARIABLES: dict[str, frozenset[str]] = {
+    "request": frozenset({"request", "options", "model"}),
+    "response": frozenset({"response", "request", "options", "model"}),
+    "stream": frozenset({"chunk", "request", "options", "model"}),
+}
+
+_BUILTIN_NAMES = frozenset({"loop", "caller", "varargs", "kwargs", "true", "false", "none"})
+_encode = msgspec.json.Encoder().encode
+_decode = msgspec.json.decode
+
+
+def _tojson(value: Any) -> str:
+    # Jinja's own tojson escapes <, > and & for HTML; we write JSON bodies, not HTML.
+    return _encode(value).decode()
+
+
+def _fromjson(value: str) -> Any:
+    try:
+        return _decode(value)
+    except msgspec.DecodeError:
+        return None
+
+
+def _make_environment() -> ImmutableSandboxedEnvironment:
+    env = ImmutableSandboxedEnvironment(
+        undefined=jinja2.StrictUndefined,
+        autoescape=False,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=False,
+        auto_reload=False,
+        cache_size=0,
+    )
+    env.filters["tojson"] = _tojson
+    env.filters["fromjson"] = _fromjson
+    env.globals.clear()
+    env.globals.update(
+        {
+            "range": range,
+            "dict": dict,
+            "joiner": jinja2.utils.Joiner,
+            "namespace": jinja2.utils.Namespace,
+        }
+    )
+    return env
+
+
+_ENV = _make_environment()
+
+
+@dataclass(frozen=True)
+class TemplateProblem:
+    """A problem found while compiling a template; `line` is 1-based in the template."""
+
+    line: int
+    message: str
+
+
+@dataclass(frozen=True)
+class CompiledTemplate:
+    """A template compiled once at load time, rendered per request."""
+
+    name: str
+    kind: str
+    template: jinja2.Template
+
+    def render(self, **context: Any) -> Any:
+        """Render to text and decode it as JSON; every failure names template and line."""
+        try:
+            text = self.template.render(**context)
+        except jinja2.TemplateError as exc:
+            raise TemplateRenderError(
+                f"template {self.name} failed at line {_error_line(exc, self.name)}: {exc}"
+            ) from exc
+        except (TypeError, ValueError, KeyError, AttributeError, ZeroDivisionError) as exc:
+            raise TemplateRenderError(
+                f"template {self.name} failed at line {_error_line(exc, self.name)}: {exc}"
+            ) from exc
+        try:
+            return _decode(text)
+        except msgspec.DecodeError as exc:
+            raise TemplateRenderError(
+                f"template {self.name} rendered invalid JSON ({exc}): {text[:200]!r}"
+            ) from exc
+
+
+def compile_template(
+    source: str, name: str, kind: str
+) -> tuple[CompiledTemplate | None, list[TemplateProblem]]:
+    """Parse and check a template without rendering it."""
+    try:
+        tree = _ENV.parse(source, name=name)
+    except jinja2.TemplateSyntaxError as exc:
+        return None, [TemplateProblem(exc.lineno or 1, f"template syntax error: {exc.message}")]
+    problems: list[TemplateProblem] = []
+    allowed = TEMPLATE_VARIABLES[kind]
+    names = list(tree.find_all(nodes.Name))
+    assigned = {n.name for n in names if n.ctx in ("store", "param")}
+    loaded = {n.name for n in names if n.ctx == "load"}
+    for variable in sorted(loaded - assigned - allowed - _BUILTIN_NAMES - set(_ENV.globals)):
+        line = _first_use(tree, variable)
+        problems.append(
+            TemplateProblem(
+                line,
+                f"template uses `{variable}`, which it cannot see; a {kind} template sees "
+                f"only {', '.join(sorted(allowed))}",
+            )
+        )
+    for node in tree.find_all((nodes.Getattr, nodes.Getitem)):
+        attr = node.attr if isinstance(node, nodes.Getattr) else _const(getattr(node, "arg", None))
+        if isinstance(attr, str) and attr.startswith("_"):
+            problems.append(
+                TemplateProblem(
+                    node.lineno,
+                    f"template reaches for `{attr}`; names starting with `_` are not "
+                    "allowed in templates",
+                )
+            )
+    if problems:
+        return None, problems
+    code = _ENV.compile(source, name=name, filename=name)
+    template = _ENV.template_class.from_code(_ENV, code, _ENV.make_globals(None), None)
+    return CompiledTemplate(name, kind, template), []
+
+
+def _const(node: nodes.Node | None) -> Any:
+    return node.value if isinstance(node, nodes.Const) else None
+
+
+def _first_use(tree: nodes.Template, variable: str) -> int:
+    for node in tree.find_all(nodes.Name):
+        if node.name == variable:
+            return int(node.lineno)
+    return 1
+
+
+def _error_line(exc: BaseException, name: str) -> int | str:
+    lineno = getattr(exc, "lineno", None)
+    if lineno:
+        return int(lineno)
+    tb = exc.__traceback__
+    line: int | str = "?"
+    while tb is not None:
+        if tb.tb_frame.f_code.co_filename == name:
+            line = tb.tb_lineno
+        tb = tb.tb_next
+    return line
