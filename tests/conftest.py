@@ -1,0 +1,28 @@
+"""Shared fixtures and helpers."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+DATA = Path(__file__).resolve().parent / "data"
+PROVIDERS_DIR = ROOT / "providers.d"
+
+
+def claude_code_fixture(name: str) -> dict[str, Any]:
+    """One recorded Claude Code request (headers and body)."""
+    data: dict[str, Any] = json.loads((DATA / "claude-code" / name).read_text())
+    return data
+
+
+@pytest.fixture
+def clean_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
+    """No provider credentials or overrides leak in from the developer's shell."""
+    for name in list(__import__("os").environ):
+        if name.endswith(("_API_KEY", "_TOKEN", "_BASE_URL", "_CATALOG_URL", "_UPSTREAM_URL")):
+            monkeypatch.delenv(name)
+    return monkeypatch

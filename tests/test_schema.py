@@ -1,0 +1,37 @@
+"""The committed JSON Schema is generated from the spec, and shipped files satisfy it."""
+
+from __future__ import annotations
+
+import json
+
+import jsonschema
+import pytest
+import yaml
+
+from multiport.cli import provider_schema
+
+from .conftest import PROVIDERS_DIR, ROOT
+
+SCHEMA_FILE = ROOT / "schemas" / "provider.schema.json"
+
+
+def test_committed_schema_matches_the_spec() -> None:
+    assert SCHEMA_FILE.read_text() == provider_schema(), (
+        "schemas/provider.schema.json is stale: run `multiport schema > schemas/provider.schema.json`"
+    )
+
+
+@pytest.mark.parametrize("path", sorted(PROVIDERS_DIR.glob("*.yaml")), ids=lambda p: p.name)
+def test_shipped_yaml_validates_against_schema(path: object) -> None:
+    schema = json.loads(SCHEMA_FILE.read_text())
+    text = path.read_text()  # type: ignore[attr-defined]
+    assert text.startswith("# yaml-language-server: $schema=../schemas/provider.schema.json\n")
+    jsonschema.Draft202012Validator(schema).validate(yaml.safe_load(text))
+
+
+def test_schema_rejects_unknown_keys() -> None:
+    schema = json.loads(SCHEMA_FILE.read_text())
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.Draft202012Validator(schema).validate(
+            {"port": 1, "base_url": "http://x", "prot": 2}
+        )
