@@ -2,10 +2,220 @@
 
 from __future__ import annotations
 
+import argparse
+import asyncio
+import contextlib
+import json
+import logging
+import sys
 from typing import Any
 
+from .compile import LoadResult, Provider, load_providers
+
 __all__ = ["register"]
+
+_RAW = argparse.RawDescriptionHelpFormatter
+
+
+def _load(paths: list[str]) -> LoadResult | None:
+    result = load_providers(paths)
+    for problem in result.problems:
+        print(problem, file=sys.stderr)
+    if result.errors:
+        print(
+            f"multiport: {len(result.errors)} error(s); run `multiport validate` for details",
+            file=sys.stderr,
+        )
+        return None
+    return result
+
+
+def _one(directory: str, name: str) -> Provider | None:
+    result = _load([directory])
+    if result is None:
+        return None
+    for provider in result.providers:
+        if provider.name == name:
+            return provider
+    names = ", ".join(p.name for p in result.providers)
+    print(f"multiport: no provider named {name!r} in {directory}; known: {names}", file=sys.stderr)
+    return None
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)-7s %(message)s",
+        datefmt="%H:%M:%S",
+    )
+    result = _load([args.dir])
+    if result is None:
+        return 1
+    providers = result.providers
+    if args.only:
+        unknown = sorted(set(args.only) - {p.name for p in providers})
+        if unknown:
+            print(
+                f"multiport: --only names unknown provider(s): {', '.join(unknown)}",
+                file=sys.stderr,
+            )
+            return 2
+        providers = [p for p in providers if p.name in args.only]
+    if not providers:
+        print("multiport: no provider to serve", file=sys.stderr)
+        return 1
+    from .server import serve
+
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(serve(providers, log_level="info" if args.verbose else "warning"))
+    return 0
+
+
+def _table(rows: list[list[str]]) -> str:
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    return "\n".join(
+        "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows
+    )
+
+
+def _cmd_models(args: argparse.Namespace) -> int:
+    provider = _one(args.dir, args.name)
+    if provider is None:
+        return 1
+    from .catalog import Catalog
+    from .upstream import Upstream
+
+    catalog = Catalog(provider)
+
+    async def refresh() -> None:
+        upstream = Upstream(provider)
+        try:
+            await catalog.refresh(upstream)
+        finally:
+            await upstream.aclose()
+
+    if provider.catalog is not None and (args.refresh or catalog.source in ("none", "fallback")):
+        asyncio.run(refresh())
+    models = sorted(catalog.models.values(), key=lambda m: m.id)
+    if args.format == "json":
+        import msgspec
+
+        print(
+            json.dumps(
+                {
+                    "provider": provider.name,
+                    "catalog": catalog.state(),
+                    "models": msgspec.to_builtins(models),
+                },
+                indent=2,
+            )
+        )
+        return 0
+    rows = [["ID", "NAME", "CONTEXT", "OUTPUT", "CAPABILITIES"]]
+    for m in models:
+        rows.append(
+            [
+                m.id,
+                m.display_name or "",
+                str(m.context_window or ""),
+                str(m.max_output_tokens or ""),
+                ",".join(m.capabilities),
+            ]
+        )
+    print(_table(rows))
+    state = catalog.state()
+    error = f"; last error: {state['last_error']}" if state["last_error"] else ""
+    print(f"\n{len(models)} model(s) from {state['source']}{error}")
+    return 0
+
+
+def _cmd_route(args: argparse.Namespace) -> int:
+    provider = _one(args.dir, args.name)
+    if provider is None:
+        return 1
+    from .catalog import Catalog
+    from .mapping import resolve
+
+    catalog = Catalog(provider)
+    available = catalog.has if catalog.models and catalog.source != "fallback" else None
+    resolution = resolve(args.model, provider.rules, available)
+    report: dict[str, Any] = {
+        "provider": provider.name,
+        "model": args.model,
+        "rule": None
+        if resolution.rule is None
+        else {"index": resolution.rule.index, "match": resolution.rule.pattern.pattern},
+        "candidates": [{"model": c, "available": catalog.has(c)} for c in resolution.candidates],
+        "target": resolution.target,
+        "reason": resolution.reason,
+        "catalog": catalog.state(),
+    }
+    if args.format == "json":
+        print(json.dumps(report, indent=2))
+    else:
+        rule = report["rule"]
+        print(f"provider   {provider.name}")
+        print(f"model      {args.model}")
+        shown = "none" if rule is None else "#{index} /{match}/".format(**rule)
+        print(f"rule       {shown}")
+        for c in report["candidates"]:
+            print(
+                f"candidate  {c['model']}  ({'in catalog' if c['available'] else 'not in catalog'})"
+            )
+        print(f"target     {resolution.target or '(none: the request gets 404 not_found_error)'}")
+        print(
+            f"why        {resolution.reason}; catalog: {catalog.source}, {len(catalog.models)} model(s)"
+        )
+    return 0 if resolution.target else 1
 
 
 def register(commands: Any) -> None:
     """Add the serving commands to the parser."""
+    serve = commands.add_parser(
+        "serve",
+        help="serve every provider on its port, in one process",
+        description="Serve the Anthropic Messages API for every provider file in DIR, each on "
+        "the port its file declares, in one process. Ctrl-C stops all.",
+        epilog="examples:\n  multiport serve\n  multiport serve providers.d --only openai github-models\n"
+        "  OPENAI_BASE_URL=http://127.0.0.1:9000/v1 OPENAI_API_KEY=x multiport serve --only openai",
+        formatter_class=_RAW,
+    )
+    serve.add_argument(
+        "dir",
+        nargs="?",
+        default="providers.d",
+        metavar="DIR",
+        help="folder of provider files (default: providers.d)",
+    )
+    serve.add_argument("--only", nargs="+", metavar="NAME", help="serve only these providers")
+    serve.add_argument(
+        "-v", "--verbose", action="store_true", help="log every request and catalog refresh"
+    )
+    serve.set_defaults(run=_cmd_serve)
+
+    models = commands.add_parser(
+        "models",
+        help="print a provider's model catalog",
+        description="Print the models a provider's catalog lists (from the cache, else fetched).",
+        epilog="examples:\n  multiport models github-models\n  multiport models openai --refresh --format json",
+        formatter_class=_RAW,
+    )
+    models.add_argument("name", metavar="NAME", help="provider name")
+    models.add_argument("--dir", default="providers.d", help="folder of provider files")
+    models.add_argument("--refresh", action="store_true", help="fetch the catalog now")
+    models.add_argument("--format", choices=("table", "json"), default="table")
+    models.set_defaults(run=_cmd_models)
+
+    route = commands.add_parser(
+        "route",
+        help="explain how a model name is routed",
+        description="Explain which mapping rule a model name matches, its candidates in "
+        "order, which the catalog has, and the final target.",
+        epilog="example:\n  multiport route github-models claude-haiku-5-5",
+        formatter_class=_RAW,
+    )
+    route.add_argument("name", metavar="NAME", help="provider name")
+    route.add_argument("model", metavar="MODEL", help="model name as a client sends it")
+    route.add_argument("--dir", default="providers.d", help="folder of provider files")
+    route.add_argument("--format", choices=("text", "json"), default="text")
+    route.set_defaults(run=_cmd_route)

@@ -32,6 +32,7 @@ __all__ = [
     "UpstreamError",
     "UpstreamProtocolError",
     "UpstreamStatusError",
+    "UpstreamStreamError",
     "UpstreamTimeout",
     "UpstreamUnreachable",
     "error_type_for_status",
@@ -144,6 +145,7 @@ class UpstreamStatusError(UpstreamError):
     def __init__(self, message: str, *, upstream_status: int) -> None:
         super().__init__(message, status_code=_client_status(upstream_status))
         self.upstream_status = upstream_status
+        self.retry_after: str | None = None
 
 
 class UpstreamUnreachable(UpstreamError):
@@ -167,3 +169,8 @@ def _client_status(upstream_status: int) -> int:
     if upstream_status in _TYPES_BY_STATUS:
         return upstream_status
     return 400 if upstream_status < 500 else 502
+
+
+class UpstreamStreamError(UpstreamError):
+    status_code = 502
+    error_type = "api_error"

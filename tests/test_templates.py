@@ -19,7 +19,8 @@ def test_runtime_attribute_escape_is_blocked() -> None:
     # `attr` reaches attributes by a computed name, which no static check can see.
     source = '{"x": {{ (request | attr("__cla" ~ "ss__")) | string | tojson }}}'
     template, problems = compile_template(source, "t", "request")
-    assert problems == [] and template is not None
+    assert problems == []
+    assert template is not None
     with pytest.raises(TemplateRenderError, match="template t failed"):
         template.render(request={}, options={}, model="m")
 
@@ -40,4 +41,5 @@ def test_undefined_is_an_error_with_a_line() -> None:
 
 def test_stream_template_cannot_see_request_only_names() -> None:
     _, problems = compile_template("{{ response }}", "t", "stream")
-    assert problems and "cannot see" in problems[0].message
+    assert problems
+    assert "cannot see" in problems[0].message

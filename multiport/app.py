@@ -1,0 +1,264 @@
+"""The Litestar app for one provider port: routes, error bodies, lifespan."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+from collections.abc import AsyncIterator
+from typing import Any
+
+import msgspec
+from litestar import Litestar, Request, Response, get, head, post
+from litestar.exceptions import HTTPException
+from litestar.response import Stream
+
+from . import __version__
+from .catalog import Catalog
+from .compile import Provider
+from .engine import Engine
+from .errors import ApiError, error_type_for_status
+from .upstream import Upstream
+
+__all__ = ["CLAUDE_ALIASES", "create_app"]
+
+log = logging.getLogger("multiport.app")
+_encode = msgspec.json.Encoder().encode
+
+# Model names Claude Code offers; /v1/models lists those the mappings resolve.
+CLAUDE_ALIASES = (
+    "claude-opus-5-5",
+    "claude-sonnet-5-5",
+    "claude-haiku-5-5",
+    "claude-opus-4-8",
+    "claude-sonnet-4-5",
+    "claude-haiku-4-5",
+)
+
+
+def _request_id() -> str:
+    return "req_" + secrets.token_hex(12)
+
+
+def _error_response(status: int, error_type: str, message: str) -> Response[bytes]:
+    request_id = _request_id()
+    body = {
+        "type": "error",
+        "error": {"type": error_type, "message": message},
+        "request_id": request_id,
+    }
+    return Response(
+        _encode(body),
+        status_code=status,
+        media_type="application/json",
+        headers={"request-id": request_id},
+    )
+
+
+def _api_error(request: Request[Any, Any, Any], exc: ApiError) -> Response[bytes]:
+    response = _error_response(exc.status_code, exc.error_type, exc.message)
+    retry_after = getattr(exc, "retry_after", None)
+    if retry_after:
+        response.headers["retry-after"] = retry_after
+    return response
+
+
+def _http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Response[bytes]:
+    status = exc.status_code
+    if status == 404:
+        message = f"no route for {request.method} {request.url.path}; this port serves /v1/messages, /v1/messages/count_tokens, /v1/models, /health and /info"
+    elif status == 405:
+        message = f"method {request.method} is not allowed on {request.url.path}"
+    else:
+        message = str(exc.detail)
+    return _error_response(status, error_type_for_status(status), message)
+
+
+def _unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
+    log.error(
+        "unexpected %s on %s %s: %s", type(exc).__name__, request.method, request.url.path, exc
+    )
+    return _error_response(
+        500, "api_error", f"internal error ({type(exc).__name__}); see the gateway log"
+    )
+
+
+def create_app(provider: Provider, *, transport: Any = None) -> Litestar:
+    """One Litestar app serving one provider."""
+    upstream = Upstream(provider, transport)
+    catalog = Catalog(provider)
+    engine = Engine(provider, upstream, catalog)
+
+    @post("/v1/messages", status_code=200)
+    async def messages(request: Request[Any, Any, Any]) -> Response[bytes] | Stream:
+        answer = await engine.messages(await request.body(), request.headers)
+        if answer.stream is not None:
+            return Stream(
+                answer.stream,
+                media_type="text/event-stream",
+                headers={"cache-control": "no-cache", "request-id": _request_id()},
+            )
+        assert answer.body is not None
+        return Response(
+            answer.body, media_type="application/json", headers={"request-id": _request_id()}
+        )
+
+    @post("/v1/messages/count_tokens", status_code=200)
+    async def count_tokens(request: Request[Any, Any, Any]) -> Response[bytes]:
+        return Response(engine.count_tokens(await request.body()), media_type="application/json")
+
+    @get("/v1/models")
+    async def models(request: Request[Any, Any, Any]) -> Response[bytes]:
+        return Response(_encode(_model_list(engine, request)), media_type="application/json")
+
+    @get("/health")
+    async def health() -> Response[bytes]:
+        ready = not provider.missing_credentials
+        body = {
+            "status": "ok",
+            "provider": provider.name,
+            "ready": ready,
+            "credentials": {"ok": ready, "missing": list(provider.missing_credentials)},
+            "catalog": catalog.state(),
+        }
+        return Response(_encode(body), media_type="application/json")
+
+    @get("/info")
+    async def info() -> Response[bytes]:
+        body = {
+            "provider": provider.name,
+            "version": __version__,
+            "file": provider.file,
+            "listen": f"http://{provider.spec.host}:{provider.spec.port}",
+            "upstream_host": upstream.client.base_url.host or _host(provider.base_url),
+            "dialect": provider.wire.dialect,
+            "framing": provider.wire.framing,
+            "mappings": [
+                {"match": r.pattern.pattern, "target": list(r.targets)} for r in provider.rules
+            ],
+            "catalog": catalog.state(),
+            "credentials_missing": list(provider.missing_credentials),
+        }
+        return Response(_encode(body), media_type="application/json")
+
+    @head("/")
+    async def probe() -> None:
+        return None
+
+    @get("/")
+    async def root() -> Response[bytes]:
+        return Response(
+            _encode({"provider": provider.name, "version": __version__}),
+            media_type="application/json",
+        )
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        task = asyncio.create_task(catalog.run(upstream), name=f"catalog-{provider.name}")
+        try:
+            yield
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            await upstream.aclose()
+
+    app = Litestar(
+        route_handlers=[messages, count_tokens, models, health, info, probe, root],
+        exception_handlers={
+            ApiError: _api_error,
+            HTTPException: _http_error,
+            Exception: _unexpected,
+        },
+        lifespan=[lifespan],
+        openapi_config=None,
+        logging_config=None,
+        request_max_body_size=64 * 1024 * 1024,
+    )
+    app.state.engine = engine
+    return app
+
+
+def _host(url: str) -> str:
+    from urllib.parse import urlsplit
+
+    return urlsplit(url).hostname or ""
+
+
+def _model_list(engine: Engine, request: Request[Any, Any, Any]) -> dict[str, Any]:
+    catalog = engine.catalog
+    entries: list[dict[str, Any]] = []
+    for alias in CLAUDE_ALIASES:
+        resolution = engine.resolve(alias)
+        if resolution.target is not None and alias not in catalog.models:
+            entries.append(
+                {
+                    "id": alias,
+                    "display_name": f"{alias} → {resolution.target}",
+                    "owned_by": engine.provider.name,
+                    "created": 0,
+                }
+            )
+    for model in catalog.models.values():
+        entries.append(
+            {
+                "id": model.id,
+                "display_name": model.display_name or model.id,
+                "owned_by": model.owned_by or engine.provider.name,
+                "created": model.created if isinstance(model.created, int) else 0,
+            }
+        )
+    openai_shape = request.query_params.get("format") == "openai" or request.headers.get(
+        "user-agent", ""
+    ).startswith("OpenAI/")
+    if openai_shape:
+        return {
+            "object": "list",
+            "data": [
+                {
+                    "id": e["id"],
+                    "object": "model",
+                    "created": e["created"],
+                    "owned_by": e["owned_by"],
+                }
+                for e in entries
+            ],
+        }
+    ids = [e["id"] for e in entries]
+    after, before = request.query_params.get("after_id"), request.query_params.get("before_id")
+    try:
+        limit = max(1, min(1000, int(request.query_params.get("limit", 20))))
+    except ValueError as exc:
+        raise ApiError("limit must be an integer from 1 to 1000", status_code=400) from exc
+    start, end = 0, len(entries)
+    if after is not None:
+        start = ids.index(after) + 1 if after in ids else len(ids)
+    if before is not None:
+        end = ids.index(before) if before in ids else 0
+        start = max(start, end - limit)
+    page = entries[start:end][:limit]
+    data = [
+        {
+            "type": "model",
+            "id": e["id"],
+            "display_name": e["display_name"],
+            "created_at": _iso(e["created"]),
+        }
+        for e in page
+    ]
+    has_more = (start + len(page) < end) if before is None else start > 0
+    return {
+        "data": data,
+        "has_more": has_more,
+        "first_id": data[0]["id"] if data else None,
+        "last_id": data[-1]["id"] if data else None,
+    }
+
+
+def _iso(created: Any) -> str:
+    import datetime as dt
+
+    if isinstance(created, int) and created > 0:
+        return dt.datetime.fromtimestamp(created, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return "1970-01-01T00:00:00Z"

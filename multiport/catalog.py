@@ -1,0 +1,218 @@
+"""Model catalogs: fetched in the background, extracted by JSONPath, cached on disk.
+
+A request never waits for a catalog. The order of trust: a live answer, then the last
+good answer kept on disk, then the static fallback list in the YAML.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from .compile import Provider
+from .errors import MultiportError
+from .upstream import Upstream
+
+__all__ = ["Catalog", "ModelInfo", "cache_dir"]
+
+log = logging.getLogger("multiport.catalog")
+
+
+class ModelInfo(msgspec.Struct, frozen=True, omit_defaults=True):
+    """What multiport knows of one upstream model."""
+
+    id: str
+    display_name: str | None = None
+    owned_by: str | None = None
+    context_window: int | None = None
+    max_output_tokens: int | None = None
+    capabilities: tuple[str, ...] = ()
+    input_modalities: tuple[str, ...] = ()
+    created: int | str | None = None
+
+
+class _CacheFile(msgspec.Struct):
+    url: str
+    fetched_at: float
+    models: list[ModelInfo]
+    etag: str | None = None
+
+
+def cache_dir() -> Path:
+    """`MULTIPORT_CACHE_DIR`, else the user cache folder."""
+    explicit = os.environ.get("MULTIPORT_CACHE_DIR")
+    if explicit:
+        return Path(explicit)
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "multiport"
+
+
+def _scalar(paths: Any, item: Any) -> Any:
+    if paths is None:
+        return None
+    found = paths.find(item)
+    return found[0].value if found else None
+
+
+def _strings(value: Any) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        return (value,)
+    if isinstance(value, dict):
+        return tuple(str(k) for k, v in value.items() if v)
+    if isinstance(value, list):
+        return tuple(str(v) for v in value)
+    return ()
+
+
+def _int(value: Any) -> int | None:
+    try:
+        return int(value) if value is not None else None
+    except (TypeError, ValueError):
+        return None
+
+
+@dataclass
+class Catalog:
+    """The models of one provider and where the list came from."""
+
+    provider: Provider
+    directory: Path = field(default_factory=cache_dir)
+    models: dict[str, ModelInfo] = field(default_factory=dict)
+    source: str = "none"
+    fetched_at: float | None = None
+    last_error: str | None = None
+    etag: str | None = None
+
+    def __post_init__(self) -> None:
+        paths = self.provider.catalog
+        if paths is None:
+            return
+        if not self._load_cache() and paths.spec.fallback:
+            self.models = {m: ModelInfo(m) for m in paths.spec.fallback}
+            self.source = "fallback"
+
+    @property
+    def _cache_file(self) -> Path:
+        return self.directory / f"{self.provider.name}.json"
+
+    def has(self, model: str) -> bool:
+        return model in self.models
+
+    def get(self, model: str) -> ModelInfo | None:
+        return self.models.get(model)
+
+    def state(self) -> dict[str, Any]:
+        age = None if self.fetched_at is None else round(time.time() - self.fetched_at, 1)
+        return {
+            "size": len(self.models),
+            "source": self.source,
+            "age_seconds": age,
+            "last_error": self.last_error,
+        }
+
+    def _load_cache(self) -> bool:
+        paths = self.provider.catalog
+        try:
+            cached = msgspec.json.decode(self._cache_file.read_bytes(), type=_CacheFile)
+        except (OSError, msgspec.DecodeError, msgspec.ValidationError):
+            return False
+        if paths is None or cached.url != paths.url or not cached.models:
+            return False
+        self.models = {m.id: m for m in cached.models}
+        self.source, self.fetched_at, self.etag = "cache", cached.fetched_at, cached.etag
+        return True
+
+    def _save_cache(self) -> None:
+        paths = self.provider.catalog
+        assert paths is not None
+        assert self.fetched_at is not None
+        data = _CacheFile(paths.url, self.fetched_at, list(self.models.values()), self.etag)
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            tmp = self._cache_file.with_suffix(".tmp")
+            tmp.write_bytes(msgspec.json.encode(data))
+            tmp.replace(self._cache_file)
+        except OSError as exc:
+            log.warning(
+                "%s: cannot write the catalog cache %s: %s",
+                self.provider.name,
+                self._cache_file,
+                exc,
+            )
+
+    def extract(self, document: Any) -> dict[str, ModelInfo]:
+        """Models found in one catalog document, by the provider's JSONPaths."""
+        paths = self.provider.catalog
+        assert paths is not None
+        models: dict[str, ModelInfo] = {}
+        for match in paths.items.find(document):
+            item = match.value
+            model_id = _scalar(paths.id, item)
+            if not isinstance(model_id, str | int) or model_id == "":
+                continue
+            fields = {name: _scalar(path, item) for name, path in paths.fields.items()}
+            created = fields.get("created")
+            models[str(model_id)] = ModelInfo(
+                id=str(model_id),
+                display_name=str(fields["display_name"]) if fields.get("display_name") else None,
+                owned_by=str(fields["owned_by"]) if fields.get("owned_by") else None,
+                context_window=_int(fields.get("context_window")),
+                max_output_tokens=_int(fields.get("max_output_tokens")),
+                capabilities=_strings(fields.get("capabilities")),
+                input_modalities=_strings(fields.get("input_modalities")),
+                created=created if isinstance(created, int | str) else None,
+            )
+        return models
+
+    async def refresh(self, upstream: Upstream) -> None:
+        """Fetch once; on any failure keep what is there and record the error."""
+        paths = self.provider.catalog
+        if paths is None:
+            return
+        headers = {**self.provider.upstream_headers, **paths.spec.headers}
+        if self.etag:
+            headers["If-None-Match"] = self.etag
+        try:
+            status, document, response_headers = await upstream.get_json(
+                paths.url, headers, paths.spec.timeout
+            )
+            if status != 304:
+                models = self.extract(document)
+                if not models:
+                    raise MultiportError(
+                        "the catalog answer held no model ids at the configured JSONPaths"
+                    )
+                self.models = models
+                self.etag = response_headers.get("etag")
+            self.fetched_at = time.time()
+            self.source, self.last_error = "live", None
+            self._save_cache()
+        except MultiportError as exc:
+            self.last_error = upstream.scrub(str(exc))
+            log.warning(
+                "%s: catalog refresh failed, keeping %d models (%s): %s",
+                self.provider.name,
+                len(self.models),
+                self.source,
+                self.last_error,
+            )
+
+    async def run(self, upstream: Upstream) -> None:
+        """Refresh now and then on the interval, until cancelled."""
+        paths = self.provider.catalog
+        if paths is None or self.provider.missing_credentials:
+            return
+        while True:
+            await self.refresh(upstream)
+            if paths.spec.refresh <= 0:
+                return
+            await asyncio.sleep(paths.spec.refresh)

@@ -1,0 +1,357 @@
+"""The request pipeline, the same for every provider; no web framework here.
+
+decode → resolve the model → render the upstream request → call the upstream →
+translate the answer (a message, or an Anthropic SSE stream).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import msgspec
+
+from .answer import build_message, replay_stream_events
+from .anthropic_wire import MessagesRequest, decode_count, decode_messages
+from .catalog import Catalog
+from .compile import Provider
+from .errors import (
+    ApiError,
+    AuthenticationError,
+    InvalidRequest,
+    NotFound,
+    UpstreamError,
+    UpstreamProtocolError,
+)
+from .mapping import Resolution, resolve
+from .normalize import Neutral, ToolNames, build_neutral
+from .streaming import LineFramer, StreamState, error_frame, sse_frame
+from .tokens import estimate_tokens
+from .upstream import Upstream
+
+__all__ = ["Answer", "Engine"]
+
+log = logging.getLogger("multiport.engine")
+_encode = msgspec.json.Encoder().encode
+_decode = msgspec.json.decode
+_PING = sse_frame("ping", {"type": "ping"})
+
+
+@dataclass(frozen=True)
+class Answer:
+    """A complete JSON answer, or a stream of SSE bytes."""
+
+    body: bytes | None = None
+    stream: AsyncIterator[bytes] | None = None
+
+
+class Engine:
+    """Everything one provider port does, given its compiled provider."""
+
+    def __init__(self, provider: Provider, upstream: Upstream, catalog: Catalog) -> None:
+        self.provider = provider
+        self.upstream = upstream
+        self.catalog = catalog
+        self.options = msgspec.to_builtins(provider.spec.options)
+        self._auth_header = provider.spec.auth.header
+        self._forward = tuple(h.lower() for h in provider.spec.options.forward_headers)
+
+    # model resolution
+
+    def resolve(self, model: str) -> Resolution:
+        available = (
+            self.catalog.has if self.catalog.models and self.catalog.source != "fallback" else None
+        )
+        return resolve(model, self.provider.rules, available)
+
+    def _target(self, model: str) -> str:
+        resolution = self.resolve(model)
+        if resolution.target is None:
+            known = sorted(self.catalog.models)[:20]
+            listed = f" Available models include: {', '.join(known)}." if known else ""
+            rules = ", ".join(r.pattern.pattern for r in self.provider.rules)
+            raise NotFound(
+                f"model {model!r} is not served by provider {self.provider.name}: it matches no "
+                f"mapping ({rules or 'none'}) and is not in the catalog.{listed}"
+            )
+        return resolution.target
+
+    # headers
+
+    def _headers(self, client_headers: Mapping[str, str]) -> dict[str, str]:
+        headers = {"content-type": "application/json", **self.provider.upstream_headers}
+        for name in self._forward:
+            value = client_headers.get(name)
+            if value is not None:
+                headers[name] = value
+        if self.provider.spec.auth.passthrough:
+            key = client_headers.get("x-api-key")
+            bearer = client_headers.get("authorization", "")
+            if not key and bearer.lower().startswith("bearer "):
+                key = bearer[7:].strip()
+            if key:
+                is_bearer = self._auth_header.lower() == "authorization"
+                headers[self._auth_header] = f"Bearer {key}" if is_bearer else key
+                return headers
+        if self.provider.missing_credentials:
+            names = ", ".join(self.provider.missing_credentials)
+            raise AuthenticationError(
+                f"provider {self.provider.name} has no upstream credentials: set {names} "
+                f"(read by {self.provider.file}) and restart multiport"
+            )
+        return headers
+
+    # messages
+
+    async def messages(self, body: bytes, client_headers: Mapping[str, str]) -> Answer:
+        request = decode_messages(body)
+        target = self._target(request.model)
+        headers = self._headers(client_headers)
+        if self.provider.wire.passthrough:
+            return await self._passthrough(body, request, target, headers)
+        neutral = self._neutral(request, target)
+        input_estimate = estimate_tokens(request.system, request.messages, request.tools)
+        wants_stream = request.stream
+        upstream_stream = wants_stream and self.provider.spec.options.can_stream
+        neutral.data["stream"] = upstream_stream
+        payload = self._render_request(neutral, target)
+        if not upstream_stream:
+            message = await self._complete(payload, headers, request.model, neutral, input_estimate)
+            if wants_stream:
+                return Answer(stream=self._replay(message, neutral.tool_names, input_estimate))
+            return Answer(body=_encode(message))
+        return Answer(
+            stream=await self._stream(payload, headers, request.model, neutral, input_estimate)
+        )
+
+    def _neutral(self, request: MessagesRequest, target: str) -> Neutral:
+        info = self.catalog.get(target)
+        limit = (
+            info.max_output_tokens
+            if info and info.max_output_tokens
+            else self.provider.spec.options.max_output_tokens
+        )
+        if (
+            info
+            and info.input_modalities
+            and "image" not in info.input_modalities
+            and _has_image(request)
+        ):
+            raise InvalidRequest(
+                f"model {target} does not accept image input (its modalities: "
+                f"{', '.join(info.input_modalities)}); remove the image or choose another model"
+            )
+        return build_neutral(
+            request,
+            target=target,
+            options=self.provider.spec.options,
+            strip_keys=self.provider.strip_keys,
+            max_tokens_field=self.provider.max_tokens_field(target),
+            output_limit=limit,
+        )
+
+    def _render_request(self, neutral: Neutral, target: str) -> bytes:
+        template = self.provider.wire.request
+        assert template is not None
+        return _encode(template.render(request=neutral.data, options=self.options, model=target))
+
+    async def _complete(
+        self,
+        payload: bytes,
+        headers: dict[str, str],
+        model: str,
+        neutral: Neutral,
+        input_estimate: int,
+    ) -> dict[str, Any]:
+        async with self.upstream.open(
+            self.provider.messages_url, headers, payload, stream=False
+        ) as response:
+            raw = await _read(response)
+        try:
+            document = _decode(raw)
+        except msgspec.DecodeError as exc:
+            raise UpstreamProtocolError(
+                f"the upstream answered invalid JSON: {raw[:200]!r}"
+            ) from exc
+        if isinstance(document, dict) and document.get("error"):
+            error = document["error"]
+            message = error.get("message") if isinstance(error, dict) else error
+            raise UpstreamError(
+                f"the upstream reported an error: {self.upstream.scrub(str(message))}"
+            )
+        template = self.provider.wire.response
+        assert template is not None
+        rendered = template.render(
+            response=document,
+            request=neutral.data,
+            options=self.options,
+            model=neutral.data["model"],
+        )
+        return build_message(
+            rendered, model=model, tool_names=neutral.tool_names, input_estimate=input_estimate
+        )
+
+    async def _replay(
+        self, message: dict[str, Any], names: ToolNames, input_estimate: int
+    ) -> AsyncIterator[bytes]:
+        state = StreamState(
+            message["model"], names, input_estimate, self.options["reasoning"] == "thinking"
+        )
+        state.message_id = message["id"]
+        yield state.start()
+        for event in replay_stream_events(message):
+            yield state.feed(event)
+        yield state.finish()
+
+    async def _stream(
+        self,
+        payload: bytes,
+        headers: dict[str, str],
+        model: str,
+        neutral: Neutral,
+        input_estimate: int,
+    ) -> AsyncIterator[bytes]:
+        # Enter the upstream call now, so a failure is still a real HTTP status (§4 rule 1).
+        stack = contextlib.AsyncExitStack()
+        response = await stack.enter_async_context(
+            self.upstream.open(self.provider.messages_url, headers, payload, stream=True)
+        )
+        state = StreamState(
+            model, neutral.tool_names, input_estimate, self.options["reasoning"] == "thinking"
+        )
+        template = self.provider.wire.stream
+        assert template is not None
+        framer = LineFramer(self.provider.wire.framing)
+        context = {"request": neutral.data, "options": self.options, "model": neutral.data["model"]}
+
+        def translate(payload: bytes) -> bytes:
+            if payload.strip() == b"[DONE]":
+                return b""
+            try:
+                chunk = _decode(payload)
+            except msgspec.DecodeError as exc:
+                raise UpstreamProtocolError(
+                    f"the upstream sent an invalid stream chunk: {payload[:120]!r}"
+                ) from exc
+            if not isinstance(chunk, dict):
+                return b""
+            event = template.render(chunk=chunk, **context)
+            return state.feed(event) if isinstance(event, dict) else b""
+
+        async def frames() -> AsyncIterator[bytes]:
+            async with stack:
+                yield state.start()
+                try:
+                    async for raw in _with_pings(
+                        response.aiter_bytes(), self.provider.spec.options.ping_interval
+                    ):
+                        if raw is None:
+                            yield _PING
+                            continue
+                        out = b"".join(translate(p) for p in framer.feed(raw))
+                        if out:
+                            yield out
+                    out = b"".join(translate(p) for p in framer.close())
+                    if out:
+                        yield out
+                    yield state.finish()
+                except ApiError as exc:
+                    log.warning("%s: stream failed: %s", self.provider.name, exc.message)
+                    yield error_frame(exc.error_type, self.upstream.scrub(exc.message))
+                except httpx.HTTPError as exc:
+                    log.warning(
+                        "%s: upstream stream broke: %s", self.provider.name, type(exc).__name__
+                    )
+                    yield error_frame(
+                        "api_error", f"the upstream stream broke: {type(exc).__name__}"
+                    )
+
+        return frames()
+
+    async def _passthrough(
+        self, body: bytes, request: MessagesRequest, target: str, headers: dict[str, str]
+    ) -> Answer:
+        if target != request.model:
+            document = _decode(body)
+            document["model"] = target
+            body = _encode(document)
+        url = self.provider.messages_url
+        if not request.stream:
+            async with self.upstream.open(url, headers, body, stream=False) as response:
+                return Answer(body=await _read(response))
+        stack = contextlib.AsyncExitStack()
+        response = await stack.enter_async_context(
+            self.upstream.open(url, headers, body, stream=True)
+        )
+
+        async def frames() -> AsyncIterator[bytes]:
+            async with stack:
+                try:
+                    async for raw in response.aiter_raw():
+                        yield raw
+                except httpx.HTTPError as exc:
+                    yield error_frame(
+                        "api_error", f"the upstream stream broke: {type(exc).__name__}"
+                    )
+
+        return Answer(stream=frames())
+
+    # other endpoints
+
+    def count_tokens(self, body: bytes) -> bytes:
+        request = decode_count(body)
+        return _encode(
+            {"input_tokens": estimate_tokens(request.system, request.messages, request.tools)}
+        )
+
+
+def _has_image(request: MessagesRequest) -> bool:
+    for message in request.messages:
+        if isinstance(message.content, list):
+            for block in message.content:
+                if block.get("type") == "image":
+                    return True
+    return False
+
+
+async def _read(response: httpx.Response) -> bytes:
+    try:
+        return await response.aread()
+    except httpx.TimeoutException as exc:
+        from .errors import UpstreamTimeout
+
+        raise UpstreamTimeout("the upstream stopped answering mid-response") from exc
+    except httpx.HTTPError as exc:
+        raise UpstreamProtocolError(f"the upstream answer broke: {type(exc).__name__}") from exc
+
+
+async def _with_pings(source: AsyncIterator[bytes], interval: float) -> AsyncIterator[bytes | None]:
+    """The source's chunks, and None after each `interval` seconds of silence."""
+    iterator = source.__aiter__()
+    pending: asyncio.Future[bytes] | None = None
+    try:
+        while True:
+            if pending is None:
+                pending = asyncio.ensure_future(iterator.__anext__())
+            done, _ = await asyncio.wait({pending}, timeout=interval)
+            if not done:
+                yield None
+                continue
+            try:
+                chunk = pending.result()
+            except StopAsyncIteration:
+                return
+            finally:
+                if done:
+                    pending = None
+            yield chunk
+    finally:
+        if pending is not None:
+            pending.cancel()
+            with contextlib.suppress(BaseException):
+                await pending

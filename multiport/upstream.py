@@ -1,0 +1,169 @@
+"""One pooled httpx.AsyncClient per provider; transport errors mapped to the error tree."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from typing import Any
+
+import httpx
+import msgspec
+
+from .compile import Provider
+from .errors import (
+    UpstreamError,
+    UpstreamStatusError,
+    UpstreamTimeout,
+    UpstreamUnreachable,
+)
+
+__all__ = ["Upstream", "make_transport"]
+
+log = logging.getLogger("multiport.upstream")
+_decode = msgspec.json.decode
+
+
+def make_transport(name: str | None = None) -> httpx.AsyncBaseTransport:
+    """The upstream transport: aiohttp's (fast under concurrency) unless told otherwise.
+
+    `MULTIPORT_TRANSPORT=httpx` selects httpx's own transport.
+    """
+    name = name or os.environ.get("MULTIPORT_TRANSPORT", "aiohttp")
+    limits = httpx.Limits(max_connections=512, max_keepalive_connections=128, keepalive_expiry=30)
+    if name == "httpx":
+        return httpx.AsyncHTTPTransport(limits=limits)
+    from httpx_aiohttp import AiohttpTransport
+
+    return AiohttpTransport(limits=limits)
+
+
+class Upstream:
+    """The provider's upstream: sends requests, maps failures, scrubs secrets."""
+
+    def __init__(
+        self, provider: Provider, transport: httpx.AsyncBaseTransport | None = None
+    ) -> None:
+        timeouts = provider.spec.timeouts
+        self.provider = provider
+        self.client = httpx.AsyncClient(
+            timeout=httpx.Timeout(
+                connect=timeouts.connect,
+                read=timeouts.read,
+                write=timeouts.write,
+                pool=timeouts.pool,
+            ),
+            transport=transport if transport is not None else make_transport(),
+            follow_redirects=False,
+        )
+        self._host = httpx.URL(provider.base_url).host
+
+    async def aclose(self) -> None:
+        await self.client.aclose()
+
+    def scrub(self, text: str) -> str:
+        """Remove every known secret from text that may reach a client or a log."""
+        for secret in self.provider.secrets:
+            text = text.replace(secret, "[redacted]")
+        return text
+
+    @asynccontextmanager
+    async def open(
+        self, url: str, headers: Mapping[str, str], body: bytes, *, stream: bool
+    ) -> AsyncIterator[httpx.Response]:
+        """POST and yield the 2xx response; any failure raises an `UpstreamError`."""
+        request = self.client.build_request("POST", url, headers=headers, content=body)
+        try:
+            response = await self.client.send(request, stream=True)
+        except httpx.TimeoutException as exc:
+            raise UpstreamTimeout(
+                f"the upstream {self._host} did not answer in time ({type(exc).__name__})"
+            ) from exc
+        except httpx.HTTPError as exc:
+            raise UpstreamUnreachable(
+                f"cannot reach the upstream {self._host}: {self.scrub(str(exc)) or type(exc).__name__}"
+            ) from exc
+        try:
+            if response.status_code >= 300:
+                await self._raise_for_status(response)
+            yield response
+        finally:
+            await response.aclose()
+
+    async def get_json(
+        self, url: str, headers: Mapping[str, str], seconds: float
+    ) -> tuple[int, Any, httpx.Headers]:
+        """GET a JSON document (used by the catalog); 304 gives None."""
+        try:
+            response = await self.client.get(url, headers=headers, timeout=seconds)
+        except httpx.TimeoutException as exc:
+            raise UpstreamTimeout(f"{self._host} did not answer in {seconds:g}s") from exc
+        except httpx.HTTPError as exc:
+            raise UpstreamUnreachable(
+                f"cannot reach {httpx.URL(url).host}: {self.scrub(str(exc)) or type(exc).__name__}"
+            ) from exc
+        if response.status_code == 304:
+            return 304, None, response.headers
+        if response.status_code >= 300:
+            raise UpstreamStatusError(
+                f"catalog answered HTTP {response.status_code}",
+                upstream_status=response.status_code,
+            )
+        try:
+            return response.status_code, _decode(response.content), response.headers
+        except msgspec.DecodeError as exc:
+            raise UpstreamError(f"catalog answered invalid JSON: {exc}") from exc
+
+    def _transport_error(self, exc: httpx.HTTPError) -> UpstreamError:
+        if _is_timeout(exc):
+            return UpstreamTimeout(f"the upstream {self._host} did not answer in time")
+        detail = self.scrub(str(exc)) or type(exc).__name__
+        return UpstreamUnreachable(f"cannot reach the upstream {self._host}: {detail}")
+
+    async def _raise_for_status(self, response: httpx.Response) -> None:
+        try:
+            raw = await response.aread()
+        except httpx.HTTPError:
+            raw = b""
+        status = response.status_code
+        detail = self.scrub(_error_message(raw) or response.reason_phrase or "no detail")
+        log.warning("%s: upstream answered HTTP %d: %s", self.provider.name, status, detail[:300])
+        error = UpstreamStatusError(
+            f"upstream {self._host} answered HTTP {status}: {detail}", upstream_status=status
+        )
+        retry_after = response.headers.get("retry-after")
+        error.retry_after = retry_after
+        raise error
+
+
+def _error_message(raw: bytes) -> str:
+    if not raw:
+        return ""
+    try:
+        body = _decode(raw)
+    except msgspec.DecodeError:
+        return raw[:500].decode("utf-8", "replace").strip()
+    if isinstance(body, dict):
+        error = body.get("error", body)
+        if isinstance(error, dict):
+            message = error.get("message") or error.get("detail") or error.get("code")
+            return str(message) if message else raw[:500].decode("utf-8", "replace")
+        if isinstance(error, str):
+            return error
+        if isinstance(body.get("message"), str):
+            return str(body["message"])
+    return raw[:500].decode("utf-8", "replace")
+
+
+def _is_timeout(exc: BaseException) -> bool:
+    """A real timeout, not a refused or reset connection that a transport called one."""
+    # httpx-aiohttp maps every aiohttp connection error to ConnectTimeout; look at the cause.
+    cause: BaseException | None = exc
+    while cause is not None:
+        if isinstance(cause, TimeoutError) or type(cause).__name__ in ("ServerTimeoutError", "SocketTimeoutError", "ConnectionTimeoutError"):
+            return True
+        if isinstance(cause, OSError | ConnectionError) or type(cause).__name__ in ("ClientConnectorError", "ServerDisconnectedError", "ClientOSError"):
+            return False
+        cause = cause.__cause__ or cause.__context__
+    return isinstance(exc, httpx.TimeoutException)

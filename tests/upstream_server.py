@@ -1,0 +1,166 @@
+"""A scripted upstream on 127.0.0.1 for end-to-end tests: OpenAI- or Ollama-style.
+
+Each test queues replies; the server answers requests in order and records what it got.
+It runs in a thread with its own event loop, so tests stay plain functions.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import threading
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+
+@dataclass
+class Reply:
+    """One scripted answer."""
+
+    status: int = 200
+    json: Any = None
+    sse: list[Any] | None = None  # chunks (dicts are JSON-encoded; str sent as-is)
+    ndjson: list[Any] | None = None
+    raw: list[bytes] | None = None  # exact bytes, one write each
+    delay: float = 0.0
+    hang: bool = False
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class Seen:
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: Any
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+class ScriptedUpstream:
+    """Start with `start()`; queue replies with `reply()`; read `seen`."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.replies: deque[Reply] = deque()
+        self.seen: list[Seen] = []
+        self.catalog: Any = {"object": "list", "data": [{"id": "gpt-4.1"}, {"id": "gpt-4.1-mini"}]}
+        self._loop = asyncio.new_event_loop()
+        self._ready = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def reply(self, *replies: Reply) -> None:
+        self.replies.extend(replies)
+
+    def reset(self) -> None:
+        self.replies.clear()
+        self.seen.clear()
+
+    def start(self) -> ScriptedUpstream:
+        self._thread.start()
+        self._ready.wait(10)
+        return self
+
+    def stop(self) -> None:
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(5)
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self._loop)
+        app = web.Application(client_max_size=64 * 1024 * 1024)
+        app.router.add_route("*", "/{tail:.*}", self._handle)
+        runner = web.AppRunner(app, access_log=None)
+        self._loop.run_until_complete(runner.setup())
+        site = web.TCPSite(runner, "127.0.0.1", self.port)
+        self._loop.run_until_complete(site.start())
+        self._ready.set()
+        self._loop.run_forever()
+
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
+        raw = await request.read()
+        try:
+            body = json.loads(raw) if raw else None
+        except ValueError:
+            body = raw
+        self.seen.append(Seen(request.method, request.path, dict(request.headers), body))
+        if request.method == "GET" and request.path.endswith(("/models", "/api/tags")):
+            return web.json_response(self.catalog)
+        if not self.replies:
+            return web.json_response({"error": {"message": "no scripted reply"}}, status=599)
+        reply = self.replies.popleft()
+        if reply.hang:
+            await asyncio.sleep(3600)
+        if reply.delay:
+            await asyncio.sleep(reply.delay)
+        if reply.json is not None or not (reply.sse or reply.ndjson or reply.raw):
+            return web.json_response(reply.json, status=reply.status, headers=reply.headers)
+        content_type = "application/x-ndjson" if reply.ndjson else "text/event-stream"
+        response = web.StreamResponse(status=reply.status, headers={"content-type": content_type, **reply.headers})
+        await response.prepare(request)
+        if reply.raw is not None:
+            for piece in reply.raw:
+                await response.write(piece)
+                await asyncio.sleep(0.001)
+        elif reply.sse is not None:
+            for chunk in reply.sse:
+                data = chunk if isinstance(chunk, str) else json.dumps(chunk)
+                await response.write(f"data: {data}\n\n".encode())
+        else:
+            for chunk in reply.ndjson or []:
+                await response.write((json.dumps(chunk) + "\n").encode())
+        await response.write_eof()
+        return response
+
+
+def chat_completion(content: str | None = "Hello!", *, tool_calls: list[dict[str, Any]] | None = None, finish: str = "stop", usage: tuple[int, int] = (12, 5)) -> dict[str, Any]:
+    """An OpenAI chat completion body."""
+    message: dict[str, Any] = {"role": "assistant", "content": content}
+    if tool_calls:
+        message["tool_calls"] = tool_calls
+    return {
+        "id": "chatcmpl-1",
+        "object": "chat.completion",
+        "created": 1,
+        "model": "gpt-4.1",
+        "choices": [{"index": 0, "message": message, "finish_reason": finish}],
+        "usage": {"prompt_tokens": usage[0], "completion_tokens": usage[1], "total_tokens": sum(usage)},
+    }
+
+
+def text_chunks(*pieces: str, finish: str = "stop", usage: tuple[int, int] | None = (12, 5)) -> list[Any]:
+    """OpenAI stream chunks for a text answer, ending with usage and [DONE]."""
+    chunks: list[Any] = [{"choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}}]}]
+    chunks += [{"choices": [{"index": 0, "delta": {"content": p}}]} for p in pieces]
+    chunks.append({"choices": [{"index": 0, "delta": {}, "finish_reason": finish}]})
+    if usage:
+        chunks.append({"choices": [], "usage": {"prompt_tokens": usage[0], "completion_tokens": usage[1]}})
+    chunks.append("[DONE]")
+    return chunks
+
+
+def tool_chunks(name: str, arguments: str, *, call_id: str = "call_1", pieces: int = 3, text: str | None = None, finish: str = "tool_calls") -> list[Any]:
+    """OpenAI stream chunks for one tool call, arguments split in `pieces`."""
+    chunks: list[Any] = [{"choices": [{"index": 0, "delta": {"role": "assistant"}}]}]
+    if text:
+        chunks.append({"choices": [{"index": 0, "delta": {"content": text}}]})
+    chunks.append({"choices": [{"index": 0, "delta": {"tool_calls": [{"index": 0, "id": call_id, "type": "function", "function": {"name": name, "arguments": ""}}]}}]})
+    size = max(1, -(-len(arguments) // pieces))
+    for i in range(0, len(arguments), size):
+        chunks.append({"choices": [{"index": 0, "delta": {"tool_calls": [{"index": 0, "function": {"arguments": arguments[i : i + size]}}]}}]})
+    chunks.append({"choices": [{"index": 0, "delta": {}, "finish_reason": finish}]})
+    chunks.append({"choices": [], "usage": {"prompt_tokens": 30, "completion_tokens": 9}})
+    chunks.append("[DONE]")
+    return chunks
