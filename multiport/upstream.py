@@ -76,14 +76,8 @@ class Upstream:
         request = self.client.build_request("POST", url, headers=headers, content=body)
         try:
             response = await self.client.send(request, stream=True)
-        except httpx.TimeoutException as exc:
-            raise UpstreamTimeout(
-                f"the upstream {self._host} did not answer in time ({type(exc).__name__})"
-            ) from exc
         except httpx.HTTPError as exc:
-            raise UpstreamUnreachable(
-                f"cannot reach the upstream {self._host}: {self.scrub(str(exc)) or type(exc).__name__}"
-            ) from exc
+            raise self._transport_error(exc) from exc
         try:
             if response.status_code >= 300:
                 await self._raise_for_status(response)
@@ -97,12 +91,8 @@ class Upstream:
         """GET a JSON document (used by the catalog); 304 gives None."""
         try:
             response = await self.client.get(url, headers=headers, timeout=seconds)
-        except httpx.TimeoutException as exc:
-            raise UpstreamTimeout(f"{self._host} did not answer in {seconds:g}s") from exc
         except httpx.HTTPError as exc:
-            raise UpstreamUnreachable(
-                f"cannot reach {httpx.URL(url).host}: {self.scrub(str(exc)) or type(exc).__name__}"
-            ) from exc
+            raise self._transport_error(exc) from exc
         if response.status_code == 304:
             return 304, None, response.headers
         if response.status_code >= 300:
@@ -161,9 +151,17 @@ def _is_timeout(exc: BaseException) -> bool:
     # httpx-aiohttp maps every aiohttp connection error to ConnectTimeout; look at the cause.
     cause: BaseException | None = exc
     while cause is not None:
-        if isinstance(cause, TimeoutError) or type(cause).__name__ in ("ServerTimeoutError", "SocketTimeoutError", "ConnectionTimeoutError"):
+        if isinstance(cause, TimeoutError) or type(cause).__name__ in (
+            "ServerTimeoutError",
+            "SocketTimeoutError",
+            "ConnectionTimeoutError",
+        ):
             return True
-        if isinstance(cause, OSError | ConnectionError) or type(cause).__name__ in ("ClientConnectorError", "ServerDisconnectedError", "ClientOSError"):
+        if isinstance(cause, OSError | ConnectionError) or type(cause).__name__ in (
+            "ClientConnectorError",
+            "ServerDisconnectedError",
+            "ClientOSError",
+        ):
             return False
         cause = cause.__cause__ or cause.__context__
     return isinstance(exc, httpx.TimeoutException)

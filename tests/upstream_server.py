@@ -28,6 +28,7 @@ class Reply:
     raw: list[bytes] | None = None  # exact bytes, one write each
     delay: float = 0.0
     hang: bool = False
+    gap: float = 0.0  # seconds between stream writes
     headers: dict[str, str] = field(default_factory=dict)
 
 
@@ -75,14 +76,23 @@ class ScriptedUpstream:
         return self
 
     def stop(self) -> None:
+        future = asyncio.run_coroutine_threadsafe(self._shutdown(), self._loop)
+        future.result(10)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(5)
+
+    async def _shutdown(self) -> None:
+        await self._runner.cleanup()
+        others = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        for task in others:
+            task.cancel()
+        await asyncio.gather(*others, return_exceptions=True)
 
     def _run(self) -> None:
         asyncio.set_event_loop(self._loop)
         app = web.Application(client_max_size=64 * 1024 * 1024)
         app.router.add_route("*", "/{tail:.*}", self._handle)
-        runner = web.AppRunner(app, access_log=None)
+        runner = self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.1)
         self._loop.run_until_complete(runner.setup())
         site = web.TCPSite(runner, "127.0.0.1", self.port)
         self._loop.run_until_complete(site.start())
@@ -113,11 +123,13 @@ class ScriptedUpstream:
         if reply.raw is not None:
             for piece in reply.raw:
                 await response.write(piece)
-                await asyncio.sleep(0.001)
+                await asyncio.sleep(reply.gap or 0.001)
         elif reply.sse is not None:
             for chunk in reply.sse:
                 data = chunk if isinstance(chunk, str) else json.dumps(chunk)
                 await response.write(f"data: {data}\n\n".encode())
+                if reply.gap:
+                    await asyncio.sleep(reply.gap)
         else:
             for chunk in reply.ndjson or []:
                 await response.write((json.dumps(chunk) + "\n").encode())

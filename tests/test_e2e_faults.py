@@ -1,0 +1,171 @@
+"""Upstream failures reach the client as the right Anthropic error, never as a fake
+success, and never as a traceback in the log."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import anthropic
+import httpx
+import pytest
+
+from .gateway import Gateway
+from .stream_checker import check_stream, parse_sse
+from .upstream_server import Reply, ScriptedUpstream, free_port, text_chunks
+
+PROVIDER = """\
+port: {port}
+base_url: {base}
+auth:
+  value: Bearer ${{FAULT_KEY}}
+timeouts: {{connect: 2, read: 1.5}}
+mappings:
+  - match: .
+    target: gpt-4.1
+options:
+  ping_interval: 0.3
+"""
+
+
+@pytest.fixture(scope="module")
+def upstream() -> Iterator[ScriptedUpstream]:
+    server = ScriptedUpstream().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def gateway(upstream: ScriptedUpstream, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
+    tmp = tmp_path_factory.mktemp("faults")
+    providers = tmp / "providers.d"
+    providers.mkdir()
+    port, dead_port, refused = free_port(), free_port(), free_port()
+    (providers / "faulty.yaml").write_text(PROVIDER.format(port=port, base=upstream.url + "/v1"))
+    (providers / "refused.yaml").write_text(PROVIDER.format(port=dead_port, base=f"http://127.0.0.1:{refused}/v1"))
+    (providers / "nokey.yaml").write_text(PROVIDER.format(port=free_port(), base=upstream.url + "/v1").replace("FAULT_KEY", "NOKEY_SECRET_KEY"))
+    env = {"FAULT_KEY": "sk-fault-secret-123", "MULTIPORT_CACHE_DIR": str(tmp / "cache")}
+    gw = Gateway([str(providers)], env, [port, dead_port], tmp)
+    gw.nokey_port = int((providers / "nokey.yaml").read_text().split()[1])  # type: ignore[attr-defined]
+    yield gw
+    log = gw.stop()
+    assert "Traceback" not in log, log
+    assert "sk-fault-secret-123" not in log, log
+
+
+def _client(gateway: Gateway, port: int | None = None) -> anthropic.Anthropic:
+    return anthropic.Anthropic(base_url=gateway.url(port), api_key="k", max_retries=0, timeout=20)
+
+
+def _ask(client: anthropic.Anthropic) -> None:
+    client.messages.create(model="claude-haiku-5-5", max_tokens=5, messages=[{"role": "user", "content": "x"}])
+
+
+@pytest.mark.parametrize(
+    ("status", "exc_type", "error_type"),
+    [
+        (401, anthropic.AuthenticationError, "authentication_error"),
+        (429, anthropic.RateLimitError, "rate_limit_error"),
+        (500, anthropic.InternalServerError, "api_error"),
+        (503, anthropic.InternalServerError, "overloaded_error"),
+    ],
+)
+def test_upstream_status_is_mapped(
+    gateway: Gateway, upstream: ScriptedUpstream, status: int, exc_type: type[Exception], error_type: str
+) -> None:
+    upstream.reset()
+    upstream.reply(Reply(status=status, json={"error": {"message": f"upstream says {status} sk-fault-secret-123"}}, headers={"retry-after": "7"}))
+    with pytest.raises(exc_type) as exc:
+        _ask(_client(gateway))
+    error = exc.value
+    assert isinstance(error, anthropic.APIStatusError)
+    assert error.status_code == status
+    assert error.body["error"]["type"] == error_type
+    assert f"upstream says {status}" in error.body["error"]["message"]
+    assert "sk-fault-secret-123" not in str(error.body)
+    assert error.response.headers.get("request-id", "").startswith("req_")
+    if status == 429:
+        assert error.response.headers["retry-after"] == "7"
+
+
+def test_streaming_request_gets_real_status_before_stream(gateway: Gateway, upstream: ScriptedUpstream) -> None:
+    upstream.reset()
+    upstream.reply(Reply(status=429, json={"error": {"message": "slow down"}}))
+    response = httpx.post(gateway.url() + "/v1/messages", json={"model": "m", "max_tokens": 5, "stream": True, "messages": [{"role": "user", "content": "x"}]}, timeout=10)
+    assert response.status_code == 429
+    assert response.json()["error"]["type"] == "rate_limit_error"
+
+
+def test_refused_connection_is_502(gateway: Gateway) -> None:
+    with pytest.raises(anthropic.APIStatusError) as exc:
+        _ask(_client(gateway, gateway.ports[1]))
+    assert exc.value.status_code == 502
+    assert exc.value.body["error"]["type"] == "api_error"
+    assert "cannot reach the upstream" in exc.value.body["error"]["message"]
+
+
+def test_hang_is_504_timeout(gateway: Gateway, upstream: ScriptedUpstream) -> None:
+    upstream.reset()
+    upstream.reply(Reply(hang=True))
+    with pytest.raises(anthropic.APIStatusError) as exc:
+        _ask(_client(gateway))
+    assert exc.value.status_code == 504
+    assert exc.value.body["error"]["type"] == "timeout_error"
+
+
+def test_missing_credentials_is_401_naming_the_variable(gateway: Gateway) -> None:
+    with pytest.raises(anthropic.AuthenticationError) as exc:
+        _ask(_client(gateway, gateway.nokey_port))  # type: ignore[attr-defined]
+    assert "NOKEY_SECRET_KEY" in exc.value.body["error"]["message"]
+    health = httpx.get(gateway.url(gateway.nokey_port) + "/health", timeout=5).json()  # type: ignore[attr-defined]
+    assert health["ready"] is False
+    assert health["credentials"]["missing"] == ["NOKEY_SECRET_KEY"]
+
+
+def test_truncated_stream_ends_in_error_event(gateway: Gateway, upstream: ScriptedUpstream) -> None:
+    upstream.reset()
+    chunks = text_chunks("partial")
+    upstream.reply(Reply(sse=chunks[:2]))  # no finish_reason, no [DONE]
+    body = {"model": "m", "max_tokens": 5, "stream": True, "messages": [{"role": "user", "content": "x"}]}
+    with httpx.stream("POST", gateway.url() + "/v1/messages", json=body, timeout=10) as response:
+        assert response.status_code == 200
+        events = parse_sse(response.read())
+    check_stream(events, expect_error=True)
+    assert events[-1][1]["error"]["type"] == "api_error"
+
+
+def test_in_band_error_chunk_is_error_event(gateway: Gateway, upstream: ScriptedUpstream) -> None:
+    upstream.reset()
+    upstream.reply(Reply(sse=[{"choices": [{"index": 0, "delta": {"content": "a"}}]}, {"error": {"message": "model overloaded"}}]))
+    body = {"model": "m", "max_tokens": 5, "stream": True, "messages": [{"role": "user", "content": "x"}]}
+    with httpx.stream("POST", gateway.url() + "/v1/messages", json=body, timeout=10) as response:
+        events = parse_sse(response.read())
+    check_stream(events, expect_error=True)
+    assert "model overloaded" in events[-1][1]["error"]["message"]
+
+
+def test_silence_mid_stream_sends_pings_then_times_out(gateway: Gateway, upstream: ScriptedUpstream) -> None:
+    upstream.reset()
+    raw = [b'data: {"choices":[{"index":0,"delta":{"content":"hi"}}]}\n\n']
+    upstream.reply(Reply(raw=raw, delay=0))
+    # The raw reply ends after one chunk without finishing: error event; pings may precede it.
+    body = {"model": "m", "max_tokens": 5, "stream": True, "messages": [{"role": "user", "content": "x"}]}
+    with httpx.stream("POST", gateway.url() + "/v1/messages", json=body, timeout=10) as response:
+        events = parse_sse(response.read())
+    check_stream(events, expect_error=True)
+
+
+def test_slow_stream_gets_pings(gateway: Gateway, upstream: ScriptedUpstream) -> None:
+    upstream.reset()
+    upstream.reply(Reply(sse=text_chunks("la", "te"), gap=0.5))
+    body = {"model": "m", "max_tokens": 5, "stream": True, "messages": [{"role": "user", "content": "x"}]}
+    with httpx.stream("POST", gateway.url() + "/v1/messages", json=body, timeout=10) as response:
+        events = parse_sse(response.read())
+    message = check_stream(events)
+    assert message["content"][0]["text"] == "late"
+    assert any(name == "ping" for name, _ in events)
+
+
+def test_log_has_no_traceback_so_far(gateway: Gateway) -> None:
+    assert "Traceback" not in gateway.log()
+    assert Path(gateway.log_path).exists()
