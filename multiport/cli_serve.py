@@ -48,6 +48,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         format="%(asctime)s %(levelname)-7s %(message)s",
         datefmt="%H:%M:%S",
     )
+    logging.getLogger("multiport").setLevel(logging.INFO)
     result = _load([args.dir])
     if result is None:
         return 1

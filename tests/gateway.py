@@ -16,11 +16,17 @@ import httpx
 class Gateway:
     """A running `multiport serve`; `stop()` returns its log."""
 
-    def __init__(self, args: Sequence[str], env: Mapping[str, str], ports: Sequence[int], cwd: Path) -> None:
+    def __init__(
+        self, args: Sequence[str], env: Mapping[str, str], ports: Sequence[int], cwd: Path
+    ) -> None:
         self.ports = list(ports)
         self.log_path = cwd / f"gateway-{ports[0]}.log"
         self._log = self.log_path.open("wb")
-        full_env = {k: v for k, v in os.environ.items() if not k.endswith(("_API_KEY", "_TOKEN", "_BASE_URL"))}
+        full_env = {
+            k: v
+            for k, v in os.environ.items()
+            if not k.endswith(("_API_KEY", "_TOKEN", "_BASE_URL"))
+        }
         full_env.update(env)
         self.started_at = time.monotonic()
         self.process = subprocess.Popen(

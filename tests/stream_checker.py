@@ -26,7 +26,9 @@ def parse_sse(raw: bytes) -> list[tuple[str, dict[str, Any]]]:
     return events
 
 
-def check_stream(events: list[tuple[str, dict[str, Any]]], *, expect_error: bool = False) -> dict[str, Any]:
+def check_stream(
+    events: list[tuple[str, dict[str, Any]]], *, expect_error: bool = False
+) -> dict[str, Any]:
     """Assert the invariants; return the message the events build."""
     names = [n for n, _ in events if n != "ping"]
     assert names, "empty stream"
@@ -42,7 +44,12 @@ def check_stream(events: list[tuple[str, dict[str, Any]]], *, expect_error: bool
     assert names.count("message_start") == 1 and names.count("message_delta") == 1
     start = events[0][1]["message"]
     assert start["id"].startswith("msg_")
-    for key in ("input_tokens", "output_tokens", "cache_creation_input_tokens", "cache_read_input_tokens"):
+    for key in (
+        "input_tokens",
+        "output_tokens",
+        "cache_creation_input_tokens",
+        "cache_read_input_tokens",
+    ):
         assert isinstance(start["usage"][key], int), key
     content: list[dict[str, Any]] = []
     open_index: int | None = None
@@ -64,7 +71,9 @@ def check_stream(events: list[tuple[str, dict[str, Any]]], *, expect_error: bool
             open_index = data["index"]
         elif name == "content_block_delta":
             index = data["index"]
-            assert index == open_index and index not in closed, f"delta into block {index} that is not open"
+            assert index == open_index and index not in closed, (
+                f"delta into block {index} that is not open"
+            )
             delta = data["delta"]
             block = content[index]
             if delta["type"] == "text_delta":
@@ -87,7 +96,14 @@ def check_stream(events: list[tuple[str, dict[str, Any]]], *, expect_error: bool
             open_index = None
         elif name == "message_delta":
             assert open_index is None, "message_delta with a block still open"
-            assert data["delta"]["stop_reason"] in ("end_turn", "max_tokens", "tool_use", "stop_sequence", "refusal", "pause_turn")
+            assert data["delta"]["stop_reason"] in (
+                "end_turn",
+                "max_tokens",
+                "tool_use",
+                "stop_sequence",
+                "refusal",
+                "pause_turn",
+            )
             for key in ("output_tokens",):
                 assert isinstance(data["usage"][key], int)
     for index, text in partial.items():
@@ -99,4 +115,9 @@ def check_stream(events: list[tuple[str, dict[str, Any]]], *, expect_error: bool
     if any(b["type"] == "tool_use" for b in content):
         assert delta["delta"]["stop_reason"] == "tool_use"
     assert events[-1][0] == "message_stop", "nothing may follow message_stop"
-    return {"content": content, "stop_reason": delta["delta"]["stop_reason"], "usage": delta["usage"], "model": start["model"]}
+    return {
+        "content": content,
+        "stop_reason": delta["delta"]["stop_reason"],
+        "usage": delta["usage"],
+        "model": start["model"],
+    }

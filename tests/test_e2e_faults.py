@@ -36,14 +36,22 @@ def upstream() -> Iterator[ScriptedUpstream]:
 
 
 @pytest.fixture(scope="module")
-def gateway(upstream: ScriptedUpstream, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
+def gateway(
+    upstream: ScriptedUpstream, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Gateway]:
     tmp = tmp_path_factory.mktemp("faults")
     providers = tmp / "providers.d"
     providers.mkdir()
     port, dead_port, refused = free_port(), free_port(), free_port()
     (providers / "faulty.yaml").write_text(PROVIDER.format(port=port, base=upstream.url + "/v1"))
-    (providers / "refused.yaml").write_text(PROVIDER.format(port=dead_port, base=f"http://127.0.0.1:{refused}/v1"))
-    (providers / "nokey.yaml").write_text(PROVIDER.format(port=free_port(), base=upstream.url + "/v1").replace("FAULT_KEY", "NOKEY_SECRET_KEY"))
+    (providers / "refused.yaml").write_text(
+        PROVIDER.format(port=dead_port, base=f"http://127.0.0.1:{refused}/v1")
+    )
+    (providers / "nokey.yaml").write_text(
+        PROVIDER.format(port=free_port(), base=upstream.url + "/v1").replace(
+            "FAULT_KEY", "NOKEY_SECRET_KEY"
+        )
+    )
     env = {"FAULT_KEY": "sk-fault-secret-123", "MULTIPORT_CACHE_DIR": str(tmp / "cache")}
     gw = Gateway([str(providers)], env, [port, dead_port], tmp)
     gw.nokey_port = int((providers / "nokey.yaml").read_text().split()[1])  # type: ignore[attr-defined]
@@ -58,7 +66,9 @@ def _client(gateway: Gateway, port: int | None = None) -> anthropic.Anthropic:
 
 
 def _ask(client: anthropic.Anthropic) -> None:
-    client.messages.create(model="claude-haiku-5-5", max_tokens=5, messages=[{"role": "user", "content": "x"}])
+    client.messages.create(
+        model="claude-haiku-5-5", max_tokens=5, messages=[{"role": "user", "content": "x"}]
+    )
 
 
 @pytest.mark.parametrize(
@@ -71,10 +81,20 @@ def _ask(client: anthropic.Anthropic) -> None:
     ],
 )
 def test_upstream_status_is_mapped(
-    gateway: Gateway, upstream: ScriptedUpstream, status: int, exc_type: type[Exception], error_type: str
+    gateway: Gateway,
+    upstream: ScriptedUpstream,
+    status: int,
+    exc_type: type[Exception],
+    error_type: str,
 ) -> None:
     upstream.reset()
-    upstream.reply(Reply(status=status, json={"error": {"message": f"upstream says {status} sk-fault-secret-123"}}, headers={"retry-after": "7"}))
+    upstream.reply(
+        Reply(
+            status=status,
+            json={"error": {"message": f"upstream says {status} sk-fault-secret-123"}},
+            headers={"retry-after": "7"},
+        )
+    )
     with pytest.raises(exc_type) as exc:
         _ask(_client(gateway))
     error = exc.value
@@ -88,10 +108,21 @@ def test_upstream_status_is_mapped(
         assert error.response.headers["retry-after"] == "7"
 
 
-def test_streaming_request_gets_real_status_before_stream(gateway: Gateway, upstream: ScriptedUpstream) -> None:
+def test_streaming_request_gets_real_status_before_stream(
+    gateway: Gateway, upstream: ScriptedUpstream
+) -> None:
     upstream.reset()
     upstream.reply(Reply(status=429, json={"error": {"message": "slow down"}}))
-    response = httpx.post(gateway.url() + "/v1/messages", json={"model": "m", "max_tokens": 5, "stream": True, "messages": [{"role": "user", "content": "x"}]}, timeout=10)
+    response = httpx.post(
+        gateway.url() + "/v1/messages",
+        json={
+            "model": "m",
+            "max_tokens": 5,
+            "stream": True,
+            "messages": [{"role": "user", "content": "x"}],
+        },
+        timeout=10,
+    )
     assert response.status_code == 429
     assert response.json()["error"]["type"] == "rate_limit_error"
 
@@ -126,7 +157,12 @@ def test_truncated_stream_ends_in_error_event(gateway: Gateway, upstream: Script
     upstream.reset()
     chunks = text_chunks("partial")
     upstream.reply(Reply(sse=chunks[:2]))  # no finish_reason, no [DONE]
-    body = {"model": "m", "max_tokens": 5, "stream": True, "messages": [{"role": "user", "content": "x"}]}
+    body = {
+        "model": "m",
+        "max_tokens": 5,
+        "stream": True,
+        "messages": [{"role": "user", "content": "x"}],
+    }
     with httpx.stream("POST", gateway.url() + "/v1/messages", json=body, timeout=10) as response:
         assert response.status_code == 200
         events = parse_sse(response.read())
@@ -136,20 +172,39 @@ def test_truncated_stream_ends_in_error_event(gateway: Gateway, upstream: Script
 
 def test_in_band_error_chunk_is_error_event(gateway: Gateway, upstream: ScriptedUpstream) -> None:
     upstream.reset()
-    upstream.reply(Reply(sse=[{"choices": [{"index": 0, "delta": {"content": "a"}}]}, {"error": {"message": "model overloaded"}}]))
-    body = {"model": "m", "max_tokens": 5, "stream": True, "messages": [{"role": "user", "content": "x"}]}
+    upstream.reply(
+        Reply(
+            sse=[
+                {"choices": [{"index": 0, "delta": {"content": "a"}}]},
+                {"error": {"message": "model overloaded"}},
+            ]
+        )
+    )
+    body = {
+        "model": "m",
+        "max_tokens": 5,
+        "stream": True,
+        "messages": [{"role": "user", "content": "x"}],
+    }
     with httpx.stream("POST", gateway.url() + "/v1/messages", json=body, timeout=10) as response:
         events = parse_sse(response.read())
     check_stream(events, expect_error=True)
     assert "model overloaded" in events[-1][1]["error"]["message"]
 
 
-def test_silence_mid_stream_sends_pings_then_times_out(gateway: Gateway, upstream: ScriptedUpstream) -> None:
+def test_silence_mid_stream_sends_pings_then_times_out(
+    gateway: Gateway, upstream: ScriptedUpstream
+) -> None:
     upstream.reset()
     raw = [b'data: {"choices":[{"index":0,"delta":{"content":"hi"}}]}\n\n']
     upstream.reply(Reply(raw=raw, delay=0))
     # The raw reply ends after one chunk without finishing: error event; pings may precede it.
-    body = {"model": "m", "max_tokens": 5, "stream": True, "messages": [{"role": "user", "content": "x"}]}
+    body = {
+        "model": "m",
+        "max_tokens": 5,
+        "stream": True,
+        "messages": [{"role": "user", "content": "x"}],
+    }
     with httpx.stream("POST", gateway.url() + "/v1/messages", json=body, timeout=10) as response:
         events = parse_sse(response.read())
     check_stream(events, expect_error=True)
@@ -158,7 +213,12 @@ def test_silence_mid_stream_sends_pings_then_times_out(gateway: Gateway, upstrea
 def test_slow_stream_gets_pings(gateway: Gateway, upstream: ScriptedUpstream) -> None:
     upstream.reset()
     upstream.reply(Reply(sse=text_chunks("la", "te"), gap=0.5))
-    body = {"model": "m", "max_tokens": 5, "stream": True, "messages": [{"role": "user", "content": "x"}]}
+    body = {
+        "model": "m",
+        "max_tokens": 5,
+        "stream": True,
+        "messages": [{"role": "user", "content": "x"}],
+    }
     with httpx.stream("POST", gateway.url() + "/v1/messages", json=body, timeout=10) as response:
         events = parse_sse(response.read())
     message = check_stream(events)

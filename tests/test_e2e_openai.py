@@ -22,7 +22,11 @@ TOOLS = [
     {
         "name": "get_weather",
         "description": "Weather for a city",
-        "input_schema": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
+        "input_schema": {
+            "type": "object",
+            "properties": {"city": {"type": "string"}},
+            "required": ["city"],
+        },
     }
 ]
 
@@ -35,7 +39,9 @@ def upstream() -> Iterator[ScriptedUpstream]:
 
 
 @pytest.fixture(scope="module")
-def gateway(upstream: ScriptedUpstream, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
+def gateway(
+    upstream: ScriptedUpstream, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Gateway]:
     tmp = tmp_path_factory.mktemp("gw")
     env = {
         "OPENAI_BASE_URL": upstream.url + "/v1",
@@ -63,7 +69,9 @@ def aclient(gateway: Gateway, upstream: ScriptedUpstream) -> anthropic.AsyncAnth
 
 def test_create_text(client: anthropic.Anthropic, upstream: ScriptedUpstream) -> None:
     upstream.reply(Reply(json=chat_completion("Hello from upstream", usage=(21, 4))))
-    message = client.messages.create(model="claude-haiku-5-5", max_tokens=100, messages=[{"role": "user", "content": "Hi"}])
+    message = client.messages.create(
+        model="claude-haiku-5-5", max_tokens=100, messages=[{"role": "user", "content": "Hi"}]
+    )
     assert message.content[0].type == "text"
     assert message.content[0].text == "Hello from upstream"
     assert message.model == "claude-haiku-5-5"
@@ -81,7 +89,9 @@ def test_create_text(client: anthropic.Anthropic, upstream: ScriptedUpstream) ->
 
 def test_stream_text(client: anthropic.Anthropic, upstream: ScriptedUpstream) -> None:
     upstream.reply(Reply(sse=text_chunks("Hel", "lo ", "wörld")))
-    with client.messages.stream(model="claude-sonnet-5-5", max_tokens=50, messages=[{"role": "user", "content": "Hi"}]) as stream:
+    with client.messages.stream(
+        model="claude-sonnet-5-5", max_tokens=50, messages=[{"role": "user", "content": "Hi"}]
+    ) as stream:
         text = "".join(stream.text_stream)
         final = stream.get_final_message()
     assert text == "Hello wörld"
@@ -96,8 +106,16 @@ def test_stream_text(client: anthropic.Anthropic, upstream: ScriptedUpstream) ->
 def test_raw_stream_passes_invariants(gateway: Gateway, upstream: ScriptedUpstream) -> None:
     upstream.reset()
     upstream.reply(Reply(sse=tool_chunks("get_weather", '{"city": "Paris"}', text="Checking.")))
-    body = {"model": "claude-sonnet-5-5", "max_tokens": 50, "stream": True, "tools": TOOLS, "messages": [{"role": "user", "content": "Weather?"}]}
-    with httpx.stream("POST", gateway.url() + "/v1/messages?beta=true", json=body, timeout=10) as response:
+    body = {
+        "model": "claude-sonnet-5-5",
+        "max_tokens": 50,
+        "stream": True,
+        "tools": TOOLS,
+        "messages": [{"role": "user", "content": "Weather?"}],
+    }
+    with httpx.stream(
+        "POST", gateway.url() + "/v1/messages?beta=true", json=body, timeout=10
+    ) as response:
         assert response.status_code == 200
         assert response.headers["content-type"].startswith("text/event-stream")
         raw = response.read()
@@ -107,9 +125,16 @@ def test_raw_stream_passes_invariants(gateway: Gateway, upstream: ScriptedUpstre
     assert message["stop_reason"] == "tool_use"
 
 
-def test_stream_tool_use_and_round_trip(client: anthropic.Anthropic, upstream: ScriptedUpstream) -> None:
+def test_stream_tool_use_and_round_trip(
+    client: anthropic.Anthropic, upstream: ScriptedUpstream
+) -> None:
     upstream.reply(Reply(sse=tool_chunks("get_weather", '{"city": "Paris"}', call_id="call_abc")))
-    with client.messages.stream(model="claude-sonnet-5-5", max_tokens=50, tools=TOOLS, messages=[{"role": "user", "content": "Weather in Paris?"}]) as stream:
+    with client.messages.stream(
+        model="claude-sonnet-5-5",
+        max_tokens=50,
+        tools=TOOLS,
+        messages=[{"role": "user", "content": "Weather in Paris?"}],
+    ) as stream:
         final = stream.get_final_message()
     assert final.stop_reason == "tool_use"
     call = final.content[-1]
@@ -117,7 +142,14 @@ def test_stream_tool_use_and_round_trip(client: anthropic.Anthropic, upstream: S
     assert call.name == "get_weather"
     assert call.input == {"city": "Paris"}
     sent = upstream.seen[-1].body
-    assert sent["tools"][0] == {"type": "function", "function": {"name": "get_weather", "description": "Weather for a city", "parameters": TOOLS[0]["input_schema"]}}
+    assert sent["tools"][0] == {
+        "type": "function",
+        "function": {
+            "name": "get_weather",
+            "description": "Weather for a city",
+            "parameters": TOOLS[0]["input_schema"],
+        },
+    }
 
     upstream.reply(Reply(json=chat_completion("It is 18C in Paris.")))
     second = client.messages.create(
@@ -127,7 +159,10 @@ def test_stream_tool_use_and_round_trip(client: anthropic.Anthropic, upstream: S
         messages=[
             {"role": "user", "content": "Weather in Paris?"},
             {"role": "assistant", "content": [b.model_dump() for b in final.content]},
-            {"role": "user", "content": [{"type": "tool_result", "tool_use_id": call.id, "content": "18C"}]},
+            {
+                "role": "user",
+                "content": [{"type": "tool_result", "tool_use_id": call.id, "content": "18C"}],
+            },
         ],
     )
     assert second.content[0].text == "It is 18C in Paris."
@@ -139,21 +174,39 @@ def test_stream_tool_use_and_round_trip(client: anthropic.Anthropic, upstream: S
 
 
 def test_create_tool_use(client: anthropic.Anthropic, upstream: ScriptedUpstream) -> None:
-    calls = [{"id": "call_9", "type": "function", "function": {"name": "get_weather", "arguments": '{"city":"Rome"}'}}]
+    calls = [
+        {
+            "id": "call_9",
+            "type": "function",
+            "function": {"name": "get_weather", "arguments": '{"city":"Rome"}'},
+        }
+    ]
     # Gemini and Ollama say "stop" with tool calls: still tool_use.
     upstream.reply(Reply(json=chat_completion(None, tool_calls=calls, finish="stop")))
-    message = client.messages.create(model="claude-opus-5-5", max_tokens=50, tools=TOOLS, tool_choice={"type": "any"}, messages=[{"role": "user", "content": "Rome?"}])
+    message = client.messages.create(
+        model="claude-opus-5-5",
+        max_tokens=50,
+        tools=TOOLS,
+        tool_choice={"type": "any"},
+        messages=[{"role": "user", "content": "Rome?"}],
+    )
     assert message.stop_reason == "tool_use"
     assert message.content[0].type == "tool_use"
     assert message.content[0].input == {"city": "Rome"}
     assert upstream.seen[-1].body["tool_choice"] == "required"
 
 
-async def test_async_create_and_stream(aclient: anthropic.AsyncAnthropic, upstream: ScriptedUpstream) -> None:
+async def test_async_create_and_stream(
+    aclient: anthropic.AsyncAnthropic, upstream: ScriptedUpstream
+) -> None:
     upstream.reply(Reply(json=chat_completion("async hello")), Reply(sse=text_chunks("a", "b")))
-    message = await aclient.messages.create(model="claude-haiku-5-5", max_tokens=20, messages=[{"role": "user", "content": "x"}])
+    message = await aclient.messages.create(
+        model="claude-haiku-5-5", max_tokens=20, messages=[{"role": "user", "content": "x"}]
+    )
     assert message.content[0].text == "async hello"
-    async with aclient.messages.stream(model="claude-haiku-5-5", max_tokens=20, messages=[{"role": "user", "content": "x"}]) as stream:
+    async with aclient.messages.stream(
+        model="claude-haiku-5-5", max_tokens=20, messages=[{"role": "user", "content": "x"}]
+    ) as stream:
         final = await stream.get_final_message()
     assert final.content[0].text == "ab"
 
@@ -164,7 +217,18 @@ def test_image(client: anthropic.Anthropic, upstream: ScriptedUpstream) -> None:
     message = client.messages.create(
         model="claude-sonnet-5-5",
         max_tokens=20,
-        messages=[{"role": "user", "content": [{"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": png}}, {"type": "text", "text": "What is it?"}]}],
+        messages=[
+            {
+                "role": "user",
+                "content": [
+                    {
+                        "type": "image",
+                        "source": {"type": "base64", "media_type": "image/png", "data": png},
+                    },
+                    {"type": "text", "text": "What is it?"},
+                ],
+            }
+        ],
     )
     assert message.content[0].text == "a red pixel"
     content = upstream.seen[-1].body["messages"][0]["content"]
@@ -172,33 +236,63 @@ def test_image(client: anthropic.Anthropic, upstream: ScriptedUpstream) -> None:
     assert content[1] == {"type": "text", "text": "What is it?"}
 
 
-def test_upstream_error_reaches_client(client: anthropic.Anthropic, upstream: ScriptedUpstream) -> None:
-    upstream.reply(Reply(status=400, json={"error": {"message": "Invalid value for 'temperature'", "type": "invalid_request_error"}}))
+def test_upstream_error_reaches_client(
+    client: anthropic.Anthropic, upstream: ScriptedUpstream
+) -> None:
+    upstream.reply(
+        Reply(
+            status=400,
+            json={
+                "error": {
+                    "message": "Invalid value for 'temperature'",
+                    "type": "invalid_request_error",
+                }
+            },
+        )
+    )
     with pytest.raises(anthropic.BadRequestError) as exc:
-        client.messages.create(model="claude-haiku-5-5", max_tokens=5, messages=[{"role": "user", "content": "x"}])
+        client.messages.create(
+            model="claude-haiku-5-5", max_tokens=5, messages=[{"role": "user", "content": "x"}]
+        )
     assert "Invalid value for 'temperature'" in str(exc.value)
     assert exc.value.body["error"]["type"] == "invalid_request_error"
 
 
 def test_claude_code_fixture_streams(gateway: Gateway, upstream: ScriptedUpstream) -> None:
     upstream.reset()
-    fixture = json.loads((Path(__file__).parent / "data" / "claude-code" / "03-tool-roundtrip-turn2.json").read_text())
+    fixture = json.loads(
+        (
+            Path(__file__).parent / "data" / "claude-code" / "03-tool-roundtrip-turn2.json"
+        ).read_text()
+    )
     upstream.reply(Reply(sse=text_chunks("The secret word is banana.")))
-    headers = {k: v for k, v in fixture["headers"].items() if k.lower() not in ("content-type", "accept")}
-    with httpx.stream("POST", gateway.url() + fixture["path"], json=fixture["body"], headers={**headers, "x-api-key": "dummy"}, timeout=10) as response:
+    headers = {
+        k: v for k, v in fixture["headers"].items() if k.lower() not in ("content-type", "accept")
+    }
+    with httpx.stream(
+        "POST",
+        gateway.url() + fixture["path"],
+        json=fixture["body"],
+        headers={**headers, "x-api-key": "dummy"},
+        timeout=10,
+    ) as response:
         assert response.status_code == 200
         message = check_stream(parse_sse(response.read()))
     assert message["content"][0]["text"] == "The secret word is banana."
     sent = upstream.seen[-1].body
     roles = [m["role"] for m in sent["messages"]]
     assert roles == ["system", "user", "assistant", "tool"]
-    assert "thinking" not in sent and "context_management" not in sent and "output_config" not in sent
+    assert (
+        "thinking" not in sent and "context_management" not in sent and "output_config" not in sent
+    )
     assert "cache_control" not in json.dumps(sent)
     assert sent["max_tokens"] == 128000
 
 
 def test_count_tokens_models_health_info(gateway: Gateway) -> None:
-    fixture = json.loads((Path(__file__).parent / "data" / "claude-code" / "04-count-tokens.json").read_text())
+    fixture = json.loads(
+        (Path(__file__).parent / "data" / "claude-code" / "04-count-tokens.json").read_text()
+    )
     counted = httpx.post(gateway.url() + fixture["path"], json=fixture["body"], timeout=5)
     assert counted.status_code == 200
     characters = len(json.dumps(fixture["body"]))
@@ -220,12 +314,24 @@ def test_bad_requests_get_anthropic_errors(gateway: Gateway) -> None:
     assert bad_json.status_code == 400
     assert bad_json.json()["type"] == "error"
     assert bad_json.json()["error"]["type"] == "invalid_request_error"
-    missing = httpx.post(gateway.url() + "/v1/messages", json={"model": "claude-haiku-5-5", "messages": []}, timeout=5)
+    missing = httpx.post(
+        gateway.url() + "/v1/messages",
+        json={"model": "claude-haiku-5-5", "messages": []},
+        timeout=5,
+    )
     assert missing.status_code == 400
     assert "max_tokens" in missing.json()["error"]["message"]
-    wrong_type = httpx.post(gateway.url() + "/v1/messages", json={"model": "x", "max_tokens": "ten", "messages": []}, timeout=5)
+    wrong_type = httpx.post(
+        gateway.url() + "/v1/messages",
+        json={"model": "x", "max_tokens": "ten", "messages": []},
+        timeout=5,
+    )
     assert "$.max_tokens" in wrong_type.json()["error"]["message"]
-    unknown = httpx.post(gateway.url() + "/v1/messages", json={"model": "llama-3", "max_tokens": 5, "messages": [{"role": "user", "content": "x"}]}, timeout=5)
+    unknown = httpx.post(
+        gateway.url() + "/v1/messages",
+        json={"model": "llama-3", "max_tokens": 5, "messages": [{"role": "user", "content": "x"}]},
+        timeout=5,
+    )
     assert unknown.status_code == 404
     assert unknown.json()["error"]["type"] == "not_found_error"
     assert "gpt-4.1" in unknown.json()["error"]["message"]

@@ -118,7 +118,9 @@ class ScriptedUpstream:
         if reply.json is not None or not (reply.sse or reply.ndjson or reply.raw):
             return web.json_response(reply.json, status=reply.status, headers=reply.headers)
         content_type = "application/x-ndjson" if reply.ndjson else "text/event-stream"
-        response = web.StreamResponse(status=reply.status, headers={"content-type": content_type, **reply.headers})
+        response = web.StreamResponse(
+            status=reply.status, headers={"content-type": content_type, **reply.headers}
+        )
         await response.prepare(request)
         if reply.raw is not None:
             for piece in reply.raw:
@@ -137,7 +139,13 @@ class ScriptedUpstream:
         return response
 
 
-def chat_completion(content: str | None = "Hello!", *, tool_calls: list[dict[str, Any]] | None = None, finish: str = "stop", usage: tuple[int, int] = (12, 5)) -> dict[str, Any]:
+def chat_completion(
+    content: str | None = "Hello!",
+    *,
+    tool_calls: list[dict[str, Any]] | None = None,
+    finish: str = "stop",
+    usage: tuple[int, int] = (12, 5),
+) -> dict[str, Any]:
     """An OpenAI chat completion body."""
     message: dict[str, Any] = {"role": "assistant", "content": content}
     if tool_calls:
@@ -148,30 +156,77 @@ def chat_completion(content: str | None = "Hello!", *, tool_calls: list[dict[str
         "created": 1,
         "model": "gpt-4.1",
         "choices": [{"index": 0, "message": message, "finish_reason": finish}],
-        "usage": {"prompt_tokens": usage[0], "completion_tokens": usage[1], "total_tokens": sum(usage)},
+        "usage": {
+            "prompt_tokens": usage[0],
+            "completion_tokens": usage[1],
+            "total_tokens": sum(usage),
+        },
     }
 
 
-def text_chunks(*pieces: str, finish: str = "stop", usage: tuple[int, int] | None = (12, 5)) -> list[Any]:
+def text_chunks(
+    *pieces: str, finish: str = "stop", usage: tuple[int, int] | None = (12, 5)
+) -> list[Any]:
     """OpenAI stream chunks for a text answer, ending with usage and [DONE]."""
     chunks: list[Any] = [{"choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}}]}]
     chunks += [{"choices": [{"index": 0, "delta": {"content": p}}]} for p in pieces]
     chunks.append({"choices": [{"index": 0, "delta": {}, "finish_reason": finish}]})
     if usage:
-        chunks.append({"choices": [], "usage": {"prompt_tokens": usage[0], "completion_tokens": usage[1]}})
+        chunks.append(
+            {"choices": [], "usage": {"prompt_tokens": usage[0], "completion_tokens": usage[1]}}
+        )
     chunks.append("[DONE]")
     return chunks
 
 
-def tool_chunks(name: str, arguments: str, *, call_id: str = "call_1", pieces: int = 3, text: str | None = None, finish: str = "tool_calls") -> list[Any]:
+def tool_chunks(
+    name: str,
+    arguments: str,
+    *,
+    call_id: str = "call_1",
+    pieces: int = 3,
+    text: str | None = None,
+    finish: str = "tool_calls",
+) -> list[Any]:
     """OpenAI stream chunks for one tool call, arguments split in `pieces`."""
     chunks: list[Any] = [{"choices": [{"index": 0, "delta": {"role": "assistant"}}]}]
     if text:
         chunks.append({"choices": [{"index": 0, "delta": {"content": text}}]})
-    chunks.append({"choices": [{"index": 0, "delta": {"tool_calls": [{"index": 0, "id": call_id, "type": "function", "function": {"name": name, "arguments": ""}}]}}]})
+    chunks.append(
+        {
+            "choices": [
+                {
+                    "index": 0,
+                    "delta": {
+                        "tool_calls": [
+                            {
+                                "index": 0,
+                                "id": call_id,
+                                "type": "function",
+                                "function": {"name": name, "arguments": ""},
+                            }
+                        ]
+                    },
+                }
+            ]
+        }
+    )
     size = max(1, -(-len(arguments) // pieces))
     for i in range(0, len(arguments), size):
-        chunks.append({"choices": [{"index": 0, "delta": {"tool_calls": [{"index": 0, "function": {"arguments": arguments[i : i + size]}}]}}]})
+        chunks.append(
+            {
+                "choices": [
+                    {
+                        "index": 0,
+                        "delta": {
+                            "tool_calls": [
+                                {"index": 0, "function": {"arguments": arguments[i : i + size]}}
+                            ]
+                        },
+                    }
+                ]
+            }
+        )
     chunks.append({"choices": [{"index": 0, "delta": {}, "finish_reason": finish}]})
     chunks.append({"choices": [], "usage": {"prompt_tokens": 30, "completion_tokens": 9}})
     chunks.append("[DONE]")

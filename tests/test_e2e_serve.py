@@ -1,0 +1,178 @@
+"""`multiport serve` over the shipped providers.d, and the Ollama native-format provider."""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Iterator
+
+import anthropic
+import httpx
+import pytest
+import yaml
+
+from .conftest import PROVIDERS_DIR
+from .gateway import Gateway
+from .stream_checker import check_stream, parse_sse
+from .upstream_server import Reply, ScriptedUpstream
+
+
+def _shipped_ports() -> dict[str, int]:
+    return {
+        p.stem: yaml.safe_load(p.read_text())["port"] for p in sorted(PROVIDERS_DIR.glob("*.yaml"))
+    }
+
+
+def test_every_shipped_provider_comes_up_without_network(tmp_path: pytest.TempPathFactory) -> None:
+    ports = _shipped_ports()
+    # Unroutable catalogs: nothing may wait for them.
+    env = {
+        "MULTIPORT_CACHE_DIR": str(tmp_path),
+        "OLLAMA_BASE_URL": "http://127.0.0.1:9",
+        "LLAMACPP_BASE_URL": "http://127.0.0.1:9/v1",
+    }
+    gateway = Gateway([str(PROVIDERS_DIR)], env, list(ports.values()), tmp_path)  # type: ignore[arg-type]
+    try:
+        print(f"all {len(ports)} ports answered /health {gateway.ready_after:.2f}s after start")
+        for name, port in ports.items():
+            health = httpx.get(f"http://127.0.0.1:{port}/health", timeout=2).json()
+            assert health["provider"] == name
+            assert health["status"] == "ok"
+        deadline = time.monotonic() + 5
+        while "gemini " not in gateway.log() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        log = gateway.log()
+        for name, port in ports.items():
+            assert re.search(rf"{re.escape(name)}\s+http://127\.0\.0\.1:{port} → ", log), log
+    finally:
+        log = gateway.stop()
+    assert "Traceback" not in log
+    assert gateway.process.returncode == 0
+
+
+@pytest.fixture(scope="module")
+def upstream() -> Iterator[ScriptedUpstream]:
+    server = ScriptedUpstream().start()
+    server.catalog = {"models": [{"name": "llama3.2:latest", "details": {"family": "llama"}}]}
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def ollama(
+    upstream: ScriptedUpstream, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Gateway]:
+    tmp = tmp_path_factory.mktemp("ollama")
+    env = {
+        "OLLAMA_BASE_URL": upstream.url,
+        "OLLAMA_MODEL": "llama3.2:latest",
+        "MULTIPORT_CACHE_DIR": str(tmp),
+    }
+    gateway = Gateway(
+        [str(PROVIDERS_DIR), "--only", "ollama"], env, [_shipped_ports()["ollama"]], tmp
+    )
+    yield gateway
+    assert "Traceback" not in gateway.stop()
+
+
+def _ndjson(*pieces: str, tool: dict[str, object] | None = None) -> list[dict[str, object]]:
+    lines: list[dict[str, object]] = [
+        {"model": "llama3.2", "message": {"role": "assistant", "content": p}, "done": False}
+        for p in pieces
+    ]
+    if tool:
+        lines.append(
+            {
+                "model": "llama3.2",
+                "message": {"role": "assistant", "content": "", "tool_calls": [{"function": tool}]},
+                "done": False,
+            }
+        )
+    lines.append(
+        {
+            "model": "llama3.2",
+            "message": {"role": "assistant", "content": ""},
+            "done": True,
+            "done_reason": "stop",
+            "prompt_eval_count": 17,
+            "eval_count": 6,
+        }
+    )
+    return lines
+
+
+def test_ollama_streams_ndjson_as_anthropic(ollama: Gateway, upstream: ScriptedUpstream) -> None:
+    upstream.reset()
+    upstream.reply(Reply(ndjson=_ndjson("Hel", "lo ", "there")))
+    body = {
+        "model": "claude-sonnet-5-5",
+        "max_tokens": 40,
+        "stream": True,
+        "system": "Be brief.",
+        "messages": [{"role": "user", "content": "Hi"}],
+    }
+    with httpx.stream("POST", ollama.url() + "/v1/messages", json=body, timeout=10) as response:
+        assert response.status_code == 200
+        message = check_stream(parse_sse(response.read()))
+    assert message["content"] == [{"type": "text", "text": "Hello there"}]
+    assert message["stop_reason"] == "end_turn"
+    assert message["usage"]["output_tokens"] == 6
+    sent = upstream.seen[-1]
+    assert sent.path == "/api/chat"
+    assert sent.body["model"] == "llama3.2:latest"
+    assert sent.body["stream"] is True
+    assert sent.body["messages"] == [
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": "Hi"},
+    ]
+    assert sent.body["options"]["num_predict"] == 40
+
+
+def test_ollama_tool_call_with_stop_is_tool_use(
+    ollama: Gateway, upstream: ScriptedUpstream
+) -> None:
+    upstream.reset()
+    upstream.reply(
+        Reply(ndjson=_ndjson(tool={"name": "get_weather", "arguments": {"city": "Oslo"}}))
+    )
+    client = anthropic.Anthropic(base_url=ollama.url(), api_key="x", max_retries=0)
+    tools = [
+        {
+            "name": "get_weather",
+            "description": "d",
+            "input_schema": {"type": "object", "properties": {"city": {"type": "string"}}},
+        }
+    ]
+    with client.messages.stream(
+        model="claude-haiku-5-5",
+        max_tokens=40,
+        tools=tools,
+        messages=[{"role": "user", "content": "Oslo?"}],
+    ) as stream:
+        final = stream.get_final_message()
+    assert final.stop_reason == "tool_use"
+    assert final.content[-1].type == "tool_use"
+    assert final.content[-1].input == {"city": "Oslo"}
+
+
+def test_ollama_non_streaming(ollama: Gateway, upstream: ScriptedUpstream) -> None:
+    upstream.reset()
+    upstream.reply(
+        Reply(
+            json={
+                "model": "llama3.2",
+                "message": {"role": "assistant", "content": "Hi!"},
+                "done": True,
+                "done_reason": "stop",
+                "prompt_eval_count": 3,
+                "eval_count": 2,
+            }
+        )
+    )
+    client = anthropic.Anthropic(base_url=ollama.url(), api_key="x", max_retries=0)
+    message = client.messages.create(
+        model="claude-haiku-5-5", max_tokens=10, messages=[{"role": "user", "content": "Hi"}]
+    )
+    assert message.content[0].text == "Hi!"
+    assert (message.usage.input_tokens, message.usage.output_tokens) == (3, 2)
+    assert upstream.seen[-1].body["stream"] is False
