@@ -31,6 +31,7 @@ from .errors import (
 from .mapping import Resolution, resolve
 from .normalize import Neutral, ToolNames, build_neutral
 from .streaming import LineFramer, StreamState, error_frame, sse_frame
+from .templates import CompiledTemplate
 from .tokens import estimate_tokens
 from .upstream import Upstream
 
@@ -226,50 +227,23 @@ class Engine:
         )
         template = self.provider.wire.stream
         assert template is not None
-        framer = LineFramer(self.provider.wire.framing)
         context = {"request": neutral.data, "options": self.options, "model": neutral.data["model"]}
-
-        def translate(payload: bytes) -> bytes:
-            if payload.strip() == b"[DONE]":
-                return b""
-            try:
-                chunk = _decode(payload)
-            except msgspec.DecodeError as exc:
-                raise UpstreamProtocolError(
-                    f"the upstream sent an invalid stream chunk: {payload[:120]!r}"
-                ) from exc
-            if not isinstance(chunk, dict):
-                return b""
-            event = template.render(chunk=chunk, **context)
-            return state.feed(event) if isinstance(event, dict) else b""
 
         async def frames() -> AsyncIterator[bytes]:
             async with stack:
-                yield state.start()
                 try:
-                    async for raw in _with_pings(
-                        response.aiter_bytes(), self.provider.spec.options.ping_interval
+                    async for frame in translate_stream(
+                        response.aiter_bytes(),
+                        state,
+                        template,
+                        context,
+                        framing=self.provider.wire.framing,
+                        ping_interval=self.provider.spec.options.ping_interval,
                     ):
-                        if raw is None:
-                            yield _PING
-                            continue
-                        out = b"".join(translate(p) for p in framer.feed(raw))
-                        if out:
-                            yield out
-                    out = b"".join(translate(p) for p in framer.close())
-                    if out:
-                        yield out
-                    yield state.finish()
+                        yield frame
                 except ApiError as exc:
                     log.warning("%s: stream failed: %s", self.provider.name, exc.message)
                     yield error_frame(exc.error_type, self.upstream.scrub(exc.message))
-                except httpx.HTTPError as exc:
-                    log.warning(
-                        "%s: upstream stream broke: %s", self.provider.name, type(exc).__name__
-                    )
-                    yield error_frame(
-                        "api_error", f"the upstream stream broke: {type(exc).__name__}"
-                    )
 
         return frames()
 
@@ -317,6 +291,65 @@ def _has_image(request: MessagesRequest) -> bool:
                 if block.get("type") == "image":
                     return True
     return False
+
+
+async def translate_stream(
+    source: AsyncIterator[bytes],
+    state: StreamState,
+    template: CompiledTemplate,
+    context: dict[str, Any],
+    *,
+    framing: str,
+    ping_interval: float,
+) -> AsyncIterator[bytes]:
+    """Upstream stream bytes → Anthropic SSE frames, with pings during silences.
+
+    An upstream error inside the stream, a broken connection, or an end without a finish
+    reason becomes one `error` event; nothing follows it.
+    """
+    framer = LineFramer(framing)
+
+    def translate(payload: bytes) -> bytes:
+        if payload.strip() == b"[DONE]":
+            return b""
+        try:
+            chunk = _decode(payload)
+        except msgspec.DecodeError as exc:
+            raise UpstreamProtocolError(
+                f"the upstream sent an invalid stream chunk: {payload[:120]!r}"
+            ) from exc
+        if not isinstance(chunk, dict):
+            return b""
+        event = template.render(chunk=chunk, **context)
+        return state.feed(event) if isinstance(event, dict) else b""
+
+    yield state.start()
+    try:
+        async for raw in _with_pings(source, ping_interval):
+            if raw is None:
+                yield _PING
+                continue
+            out = b"".join([translate(p) for p in framer.feed(raw)])
+            if out:
+                yield out
+        out = b"".join([translate(p) for p in framer.close()])
+        if out:
+            yield out
+    except UpstreamProtocolError as exc:
+        if state.stop_reason is None:
+            yield error_frame(exc.error_type, exc.message)
+            return
+        # A torn last line after the finish reason loses nothing the client needs.
+    except ApiError as exc:
+        yield error_frame(exc.error_type, exc.message)
+        return
+    except httpx.TimeoutException:
+        yield error_frame("timeout_error", "the upstream went silent mid-stream")
+        return
+    except httpx.HTTPError as exc:
+        yield error_frame("api_error", f"the upstream stream broke: {type(exc).__name__}")
+        return
+    yield state.finish()
 
 
 async def _read(response: httpx.Response) -> bytes:

@@ -1,0 +1,105 @@
+"""The recorded stream corpus through the generic stream translation, in process."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import pytest
+
+from multiport.compile import load_providers
+from multiport.engine import translate_stream
+from multiport.normalize import ToolNames
+from multiport.spec import OptionsSpec
+from multiport.streaming import LineFramer, StreamState
+
+from .stream_checker import check_stream, parse_sse
+
+CORPUS = sorted((Path(__file__).parent / "data" / "streams").glob("*.json"))
+
+
+def _template(dialect: str, tmp_path: Path) -> Any:
+    (tmp_path / "p.yaml").write_text(f"port: 9000\nbase_url: http://x\nwire:\n  dialect: {dialect}\n")
+    return load_providers([str(tmp_path / "p.yaml")]).providers[0].wire.stream
+
+
+async def _pieces(raw: bytes, size: int) -> AsyncIterator[bytes]:
+    for i in range(0, len(raw), size):
+        yield raw[i : i + size]
+
+
+async def _run(case: dict[str, Any], tmp_path: Path) -> bytes:
+    options = msgspec.convert(case.get("options", {}), OptionsSpec)
+    state = StreamState("claude-test", ToolNames(64), 5, options.reasoning == "thinking")
+    context = {"request": {}, "options": msgspec.to_builtins(options), "model": "upstream-model"}
+    raw = case["raw"].encode("utf-8")
+    out = b""
+    async for frame in translate_stream(
+        _pieces(raw, case.get("chunk_size", 64)), state, _template(case["dialect"], tmp_path), context, framing=case["framing"], ping_interval=30
+    ):
+        out += frame
+    return out
+
+
+def test_corpus_is_broad() -> None:
+    assert len(CORPUS) >= 20
+
+
+@pytest.mark.parametrize("path", CORPUS, ids=lambda p: p.stem)
+async def test_recorded_stream(path: Path, tmp_path: Path) -> None:
+    case = json.loads(path.read_text())
+    events = parse_sse(await _run(case, tmp_path))
+    expect = case["expect"]
+    if expect.get("error"):
+        check_stream(events, expect_error=True)
+        assert events[-1][1]["error"]["type"] in ("api_error", "timeout_error")
+        if "message" in expect:
+            assert expect["message"] in events[-1][1]["error"]["message"]
+        return
+    message = check_stream(events)
+    got = [{k: v for k, v in block.items() if k in ("type", "text", "thinking", "name", "input")} for block in message["content"]]
+    assert got == expect["content"]
+    assert message["stop_reason"] == expect["stop_reason"]
+    for key, value in expect.get("usage", {}).items():
+        assert message["usage"][key] == value
+
+
+@pytest.mark.parametrize("size", [1, 2, 3, 5, 1000])
+def test_sse_framer_any_split(size: int) -> None:
+    raw = "data: {\"a\": \"é\"}\r\n\r\n: keep-alive\n\ndata:{\"b\":1}\r\rdata: x\ndata: y\n\n".encode()
+    framer = LineFramer("sse")
+    out = []
+    for i in range(0, len(raw), size):
+        out += list(framer.feed(raw[i : i + size]))
+    out += list(framer.close())
+    assert out == ['{"a": "é"}'.encode(), b'{"b":1}', b"x\ny"]
+
+
+def test_ndjson_framer_last_line_without_newline() -> None:
+    framer = LineFramer("ndjson")
+    out = list(framer.feed(b'{"a":1}\n\n{"b"')) + list(framer.feed(b":2}")) + list(framer.close())
+    assert out == [b'{"a":1}', b'{"b":2}']
+
+
+def test_nothing_after_finish() -> None:
+    state = StreamState("m", ToolNames(64))
+    state.start()
+    state.feed({"text": "a", "stop_reason": "end_turn"})
+    end = state.finish()
+    assert end.endswith(b'event: message_stop\ndata: {"type":"message_stop"}\n\n')
+    assert state.feed({"text": "late"}) == b""
+    assert state.finish() == b""
+
+
+def test_long_tool_names_are_restored_in_stream() -> None:
+    names = ToolNames(64)
+    long_name = "mcp__server__" + "x" * 80
+    short = names.upstream(long_name)
+    assert len(short) <= 64
+    state = StreamState("m", names)
+    frames = state.start() + state.feed({"tool_calls": [{"index": 0, "id": "c1", "name": short, "arguments": "{}"}], "stop_reason": "tool_use"}) + state.finish()
+    message = check_stream(parse_sse(frames))
+    assert message["content"][0]["name"] == long_name
