@@ -35,3 +35,30 @@ def test_schema_rejects_unknown_keys() -> None:
         jsonschema.Draft202012Validator(schema).validate(
             {"port": 1, "base_url": "http://x", "prot": 2}
         )
+
+
+def test_every_field_is_documented() -> None:
+    import msgspec.inspect as mi
+
+    from multiport.spec import ProviderSpec
+
+    doc = (ROOT / "docs" / "provider-configuration.md").read_text()
+
+    def names(info: mi.Type, prefix: str) -> list[str]:
+        while isinstance(info, mi.Metadata):
+            info = info.type
+        if isinstance(info, mi.UnionType):
+            nested = [t for t in info.types if isinstance(t, mi.StructType)]
+            info = nested[0] if nested else info
+        if isinstance(info, mi.ListType):
+            return names(info.item_type, prefix + "[].")
+        if not isinstance(info, mi.StructType):
+            return []
+        out = []
+        for f in info.fields:
+            out.append(prefix + f.encode_name)
+            out += names(f.type, prefix + f.encode_name + ".")
+        return out
+
+    missing = [n for n in names(mi.type_info(ProviderSpec), "") if f"`{n.replace('.[].', '[].')}`" not in doc]
+    assert not missing, f"docs/provider-configuration.md lacks {missing}"
