@@ -175,11 +175,23 @@ def _compile(loaded: LoadedFile, strict_env: bool) -> Provider | None:
             spec.options.max_completion_tokens_models,
         )
     secret_paths = [p for p in loaded.used_env if p[:1] in (("auth",), ("headers",))]
+    # What came from a variable in an auth or header value is a secret, defaults included;
+    # so is each word of the auth value ("Bearer sk-…").
+    schemes = {"bearer", "basic", "token"}
+    words = [w for w in (spec.auth.value or "").split() if w.lower() not in schemes]
     secrets = tuple(
-        loaded.env[name]
-        for path in secret_paths
-        for name in loaded.used_env[path]
-        if loaded.env.get(name) and len(loaded.env[name]) >= 6
+        sorted(
+            {
+                value
+                for value in [
+                    *words,
+                    *(loaded.env.get(n, "") for p in secret_paths for n in loaded.used_env[p]),
+                ]
+                if len(value) >= 6
+            },
+            key=len,
+            reverse=True,
+        )
     )
     missing = tuple(name for path in secret_paths for name in loaded.missing_env.get(path, []))
     headers = dict(spec.headers)

@@ -41,7 +41,8 @@ def check_stream(
     assert "error" not in names, [d for n, d in events if n == "error"]
     assert names[-1] == "message_stop", names
     assert names[-2] == "message_delta", names
-    assert names.count("message_start") == 1 and names.count("message_delta") == 1
+    assert names.count("message_start") == 1
+    assert names.count("message_delta") == 1
     start = events[0][1]["message"]
     assert start["id"].startswith("msg_")
     for key in (
@@ -71,9 +72,8 @@ def check_stream(
             open_index = data["index"]
         elif name == "content_block_delta":
             index = data["index"]
-            assert index == open_index and index not in closed, (
-                f"delta into block {index} that is not open"
-            )
+            assert index == open_index, f"delta into block {index} that is not open"
+            assert index not in closed, f"delta into block {index} after its stop"
             delta = data["delta"]
             block = content[index]
             if delta["type"] == "text_delta":

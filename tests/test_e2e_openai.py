@@ -282,9 +282,9 @@ def test_claude_code_fixture_streams(gateway: Gateway, upstream: ScriptedUpstrea
     sent = upstream.seen[-1].body
     roles = [m["role"] for m in sent["messages"]]
     assert roles == ["system", "user", "assistant", "tool"]
-    assert (
-        "thinking" not in sent and "context_management" not in sent and "output_config" not in sent
-    )
+    assert "thinking" not in sent
+    assert "context_management" not in sent
+    assert "output_config" not in sent
     assert "cache_control" not in json.dumps(sent)
     assert sent["max_tokens"] == 128000
 

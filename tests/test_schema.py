@@ -60,5 +60,9 @@ def test_every_field_is_documented() -> None:
             out += names(f.type, prefix + f.encode_name + ".")
         return out
 
-    missing = [n for n in names(mi.type_info(ProviderSpec), "") if f"`{n.replace('.[].', '[].')}`" not in doc]
+    missing = [
+        n
+        for n in names(mi.type_info(ProviderSpec), "")
+        if f"`{n.replace('.[].', '[].')}`" not in doc
+    ]
     assert not missing, f"docs/provider-configuration.md lacks {missing}"

@@ -22,7 +22,9 @@ CORPUS = sorted((Path(__file__).parent / "data" / "streams").glob("*.json"))
 
 
 def _template(dialect: str, tmp_path: Path) -> Any:
-    (tmp_path / "p.yaml").write_text(f"port: 9000\nbase_url: http://x\nwire:\n  dialect: {dialect}\n")
+    (tmp_path / "p.yaml").write_text(
+        f"port: 9000\nbase_url: http://x\nwire:\n  dialect: {dialect}\n"
+    )
     return load_providers([str(tmp_path / "p.yaml")]).providers[0].wire.stream
 
 
@@ -38,7 +40,12 @@ async def _run(case: dict[str, Any], tmp_path: Path) -> bytes:
     raw = case["raw"].encode("utf-8")
     out = b""
     async for frame in translate_stream(
-        _pieces(raw, case.get("chunk_size", 64)), state, _template(case["dialect"], tmp_path), context, framing=case["framing"], ping_interval=30
+        _pieces(raw, case.get("chunk_size", 64)),
+        state,
+        _template(case["dialect"], tmp_path),
+        context,
+        framing=case["framing"],
+        ping_interval=30,
     ):
         out += frame
     return out
@@ -50,7 +57,7 @@ def test_corpus_is_broad() -> None:
 
 @pytest.mark.parametrize("path", CORPUS, ids=lambda p: p.stem)
 async def test_recorded_stream(path: Path, tmp_path: Path) -> None:
-    case = json.loads(path.read_text())
+    case = json.loads(path.read_text())  # noqa: ASYNC240 - a small test file
     events = parse_sse(await _run(case, tmp_path))
     expect = case["expect"]
     if expect.get("error"):
@@ -60,7 +67,10 @@ async def test_recorded_stream(path: Path, tmp_path: Path) -> None:
             assert expect["message"] in events[-1][1]["error"]["message"]
         return
     message = check_stream(events)
-    got = [{k: v for k, v in block.items() if k in ("type", "text", "thinking", "name", "input")} for block in message["content"]]
+    got = [
+        {k: v for k, v in block.items() if k in ("type", "text", "thinking", "name", "input")}
+        for block in message["content"]
+    ]
     assert got == expect["content"]
     assert message["stop_reason"] == expect["stop_reason"]
     for key, value in expect.get("usage", {}).items():
@@ -69,7 +79,7 @@ async def test_recorded_stream(path: Path, tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("size", [1, 2, 3, 5, 1000])
 def test_sse_framer_any_split(size: int) -> None:
-    raw = "data: {\"a\": \"é\"}\r\n\r\n: keep-alive\n\ndata:{\"b\":1}\r\rdata: x\ndata: y\n\n".encode()
+    raw = 'data: {"a": "é"}\r\n\r\n: keep-alive\n\ndata:{"b":1}\r\rdata: x\ndata: y\n\n'.encode()
     framer = LineFramer("sse")
     out = []
     for i in range(0, len(raw), size):
@@ -100,6 +110,15 @@ def test_long_tool_names_are_restored_in_stream() -> None:
     short = names.upstream(long_name)
     assert len(short) <= 64
     state = StreamState("m", names)
-    frames = state.start() + state.feed({"tool_calls": [{"index": 0, "id": "c1", "name": short, "arguments": "{}"}], "stop_reason": "tool_use"}) + state.finish()
+    frames = (
+        state.start()
+        + state.feed(
+            {
+                "tool_calls": [{"index": 0, "id": "c1", "name": short, "arguments": "{}"}],
+                "stop_reason": "tool_use",
+            }
+        )
+        + state.finish()
+    )
     message = check_stream(parse_sse(frames))
     assert message["content"][0]["name"] == long_name

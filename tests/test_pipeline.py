@@ -1,0 +1,251 @@
+"""The request pipeline in process: Litestar's test client in front, respx as upstream."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+import respx
+from litestar.testing import TestClient
+
+from multiport.app import create_app
+from multiport.compile import Provider, load_providers
+
+from .stream_checker import check_stream, parse_sse
+
+UPSTREAM = "http://upstream.test/v1"
+
+PROVIDER = """\
+port: 9400
+base_url: http://upstream.test/v1
+auth:
+  value: Bearer ${PIPELINE_KEY:-sk-pipeline-secret}
+mappings:
+  - match: haiku
+    target: small-model
+  - match: ^claude-
+    target: big-model
+options:
+  {options}
+"""
+
+
+def _provider(tmp_path: Path, options: str = "{}") -> Provider:
+    (tmp_path / "p.yaml").write_text(PROVIDER.replace("{options}", options))
+    result = load_providers([str(tmp_path / "p.yaml")], {})
+    assert not result.errors, result.problems
+    return result.providers[0]
+
+
+@pytest.fixture
+def client(tmp_path: Path) -> Iterator[TestClient]:  # type: ignore[type-arg]
+    app = create_app(_provider(tmp_path), transport=httpx.AsyncHTTPTransport())
+    with TestClient(app) as test_client:
+        yield test_client
+
+
+def _ask(client: TestClient, **extra: object) -> httpx.Response:  # type: ignore[type-arg]
+    body = {
+        "model": "claude-haiku-5-5",
+        "max_tokens": 64,
+        "messages": [{"role": "user", "content": "hi"}],
+        **extra,
+    }
+    return client.post("/v1/messages?beta=true", json=body)
+
+
+def test_create_goes_through_templates(client: TestClient, respx_mock: respx.MockRouter) -> None:  # type: ignore[type-arg]
+    route = respx_mock.post(f"{UPSTREAM}/chat/completions").respond(
+        json={
+            "choices": [
+                {"message": {"role": "assistant", "content": "hey"}, "finish_reason": "stop"}
+            ],
+            "usage": {"prompt_tokens": 3, "completion_tokens": 1},
+        }
+    )
+    response = _ask(client)
+    assert response.status_code == 200
+    message = response.json()
+    assert message["content"] == [{"type": "text", "text": "hey"}]
+    assert message["model"] == "claude-haiku-5-5"
+    sent = json.loads(route.calls.last.request.content)
+    assert sent == {
+        "model": "small-model",
+        "messages": [{"role": "user", "content": "hi"}],
+        "max_tokens": 64,
+    }
+    assert route.calls.last.request.headers["authorization"] == "Bearer sk-pipeline-secret"
+
+
+def test_streaming_through_respx(client: TestClient, respx_mock: respx.MockRouter) -> None:  # type: ignore[type-arg]
+    stream = (
+        b'data: {"choices":[{"index":0,"delta":{"role":"assistant","content":"a"}}]}\n\n'
+        b'data: {"choices":[{"index":0,"delta":{"content":"b"},"finish_reason":"stop"}]}\n\n'
+        b'data: {"choices":[],"usage":{"prompt_tokens":4,"completion_tokens":2}}\n\ndata: [DONE]\n\n'
+    )
+    respx_mock.post(f"{UPSTREAM}/chat/completions").respond(
+        content=stream, headers={"content-type": "text/event-stream"}
+    )
+    response = _ask(client, stream=True)
+    assert response.status_code == 200
+    message = check_stream(parse_sse(response.content))
+    assert message["content"][0]["text"] == "ab"
+    assert message["usage"]["output_tokens"] == 2
+
+
+def test_upstream_error_is_mapped_and_secret_scrubbed(
+    client: TestClient, respx_mock: respx.MockRouter
+) -> None:  # type: ignore[type-arg]
+    respx_mock.post(f"{UPSTREAM}/chat/completions").respond(
+        401, json={"error": {"message": "Incorrect API key provided: sk-pipeline-secret"}}
+    )
+    response = _ask(client)
+    assert response.status_code == 401
+    body = response.json()
+    assert body["error"]["type"] == "authentication_error"
+    assert "sk-pipeline-secret" not in response.text
+    assert "[redacted]" in body["error"]["message"]
+
+
+def test_connect_error_and_timeout(client: TestClient, respx_mock: respx.MockRouter) -> None:  # type: ignore[type-arg]
+    route = respx_mock.post(f"{UPSTREAM}/chat/completions")
+    route.side_effect = httpx.ConnectError("refused")
+    assert _ask(client).status_code == 502
+    route.side_effect = httpx.ReadTimeout("slow")
+    response = _ask(client)
+    assert response.status_code == 504
+    assert response.json()["error"]["type"] == "timeout_error"
+
+
+def test_upstream_garbage_is_502_not_success(
+    client: TestClient, respx_mock: respx.MockRouter
+) -> None:  # type: ignore[type-arg]
+    respx_mock.post(f"{UPSTREAM}/chat/completions").respond(200, content=b"<html>oops</html>")
+    response = _ask(client)
+    assert response.status_code == 502
+    assert response.json()["type"] == "error"
+
+
+def test_template_failure_names_template(tmp_path: Path, respx_mock: respx.MockRouter) -> None:
+    (tmp_path / "p.yaml").write_text(
+        PROVIDER.replace("{options}", "{}")
+        + 'wire:\n  dialect: openai-chat\n  response: |\n    {"content": [],\n    "x": {{ response.choices[5] }}}\n'
+    )
+    provider = load_providers([str(tmp_path / "p.yaml")], {}).providers[0]
+    respx_mock.post(f"{UPSTREAM}/chat/completions").respond(json={"choices": []})
+    with TestClient(create_app(provider, transport=httpx.AsyncHTTPTransport())) as client:
+        response = _ask(client)
+    assert response.status_code == 500
+    assert "template p:response failed at line 2" in response.json()["error"]["message"]
+
+
+def test_cannot_stream_upstream_is_replayed(tmp_path: Path, respx_mock: respx.MockRouter) -> None:
+    provider = _provider(tmp_path, "{can_stream: false}")
+    calls = [{"id": "c1", "type": "function", "function": {"name": "f", "arguments": '{"a": 1}'}}]
+    route = respx_mock.post(f"{UPSTREAM}/chat/completions").respond(
+        json={
+            "choices": [
+                {
+                    "message": {"role": "assistant", "content": "see", "tool_calls": calls},
+                    "finish_reason": "tool_calls",
+                }
+            ]
+        }
+    )
+    with TestClient(create_app(provider, transport=httpx.AsyncHTTPTransport())) as client:
+        response = _ask(
+            client,
+            stream=True,
+            tools=[{"name": "f", "description": "", "input_schema": {"type": "object"}}],
+        )
+    assert json.loads(route.calls.last.request.content).get("stream") is None
+    message = check_stream(parse_sse(response.content))
+    assert [b["type"] for b in message["content"]] == ["text", "tool_use"]
+    assert message["content"][1]["input"] == {"a": 1}
+
+
+def test_count_tokens_is_local(client: TestClient) -> None:  # type: ignore[type-arg]
+    response = client.post(
+        "/v1/messages/count_tokens?beta=true",
+        json={"model": "claude-haiku-5-5", "messages": [{"role": "user", "content": "x" * 350}]},
+    )
+    assert response.status_code == 200
+    assert 90 < response.json()["input_tokens"] < 120
+    empty = client.post(
+        "/v1/messages/count_tokens",
+        json={"model": "m", "messages": [{"role": "user", "content": "a"}]},
+    )
+    assert empty.json()["input_tokens"] >= 1
+
+
+def test_models_pagination_and_openai_shape(client: TestClient) -> None:  # type: ignore[type-arg]
+    first = client.get("/v1/models?limit=2").json()
+    assert len(first["data"]) == 2
+    assert first["has_more"] is True
+    rest = client.get(f"/v1/models?after_id={first['last_id']}&limit=100").json()
+    assert first["last_id"] not in [m["id"] for m in rest["data"]]
+    back = client.get(f"/v1/models?before_id={rest['first_id']}&limit=100").json()
+    assert [m["id"] for m in back["data"]] == [m["id"] for m in first["data"]]
+    openai_shape = client.get("/v1/models?format=openai").json()
+    assert openai_shape["object"] == "list"
+    assert {"id", "object", "created", "owned_by"} == set(openai_shape["data"][0])
+
+
+def test_passthrough_forwards_client_key_and_headers(
+    tmp_path: Path, respx_mock: respx.MockRouter
+) -> None:
+    (tmp_path / "a.yaml").write_text(
+        "port: 9401\nbase_url: http://anthropic.test\nauth:\n  header: x-api-key\n  value: ${NO_SUCH_KEY}\n  passthrough: true\n"
+        "wire:\n  dialect: anthropic\noptions:\n  forward_headers: [anthropic-version, anthropic-beta]\nmappings:\n  - match: haiku\n    target: claude-haiku-4-5\n"
+    )
+    provider = load_providers([str(tmp_path / "a.yaml")], {}).providers[0]
+    sse = b'event: message_start\ndata: {"type":"message_start"}\n\n'
+    route = respx_mock.post("http://anthropic.test/v1/messages").respond(
+        content=sse, headers={"content-type": "text/event-stream"}
+    )
+    with TestClient(create_app(provider, transport=httpx.AsyncHTTPTransport())) as client:
+        body = {
+            "model": "claude-haiku-5-5",
+            "max_tokens": 5,
+            "stream": True,
+            "thinking": {"type": "adaptive"},
+            "messages": [{"role": "user", "content": "x"}],
+        }
+        response = client.post(
+            "/v1/messages",
+            json=body,
+            headers={
+                "Authorization": "Bearer user-key",
+                "anthropic-beta": "b1,b2",
+                "anthropic-version": "2023-06-01",
+            },
+        )
+        assert response.content == sse
+        request = route.calls.last.request
+        assert request.headers["x-api-key"] == "user-key"
+        assert request.headers["anthropic-beta"] == "b1,b2"
+        sent = json.loads(request.content)
+        assert sent["model"] == "claude-haiku-4-5"
+        assert sent["thinking"] == {"type": "adaptive"}
+        no_key = client.post("/v1/messages", json=body)
+        assert no_key.status_code == 401
+        assert "NO_SUCH_KEY" in no_key.json()["error"]["message"]
+
+
+def test_image_to_text_only_model_is_400(tmp_path: Path) -> None:
+    provider = _provider(tmp_path)
+    app = create_app(provider, transport=httpx.AsyncHTTPTransport())
+    from multiport.catalog import ModelInfo
+
+    app.state.engine.catalog.models = {
+        "small-model": ModelInfo("small-model", input_modalities=("text",))
+    }
+    app.state.engine.catalog.source = "live"
+    with TestClient(app) as client:
+        image = {"type": "image", "source": {"type": "url", "url": "https://x/y.png"}}
+        response = _ask(client, messages=[{"role": "user", "content": [image]}])
+    assert response.status_code == 400
+    assert "does not accept image input" in response.json()["error"]["message"]
