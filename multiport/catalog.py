@@ -160,6 +160,9 @@ class Catalog:
             if not isinstance(model_id, str | int) or model_id == "":
                 continue
             fields = {name: _scalar(path, item) for name, path in paths.fields.items()}
+            capabilities = _strings(fields.get("capabilities"))
+            if not all(c in capabilities for c in paths.spec.require_capabilities):
+                continue
             created = fields.get("created")
             models[str(model_id)] = ModelInfo(
                 id=str(model_id),
@@ -167,7 +170,7 @@ class Catalog:
                 owned_by=str(fields["owned_by"]) if fields.get("owned_by") else None,
                 context_window=_int(fields.get("context_window")),
                 max_output_tokens=_int(fields.get("max_output_tokens")),
-                capabilities=_strings(fields.get("capabilities")),
+                capabilities=capabilities,
                 input_modalities=_strings(fields.get("input_modalities")),
                 created=created if isinstance(created, int | str) else None,
             )

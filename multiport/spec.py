@@ -111,6 +111,10 @@ class CatalogSpec(_Spec, frozen=True, forbid_unknown_fields=True, kw_only=True):
         3600.0
     )
     timeout: Annotated[float, Meta(gt=0, description="Timeout of one catalog fetch.")] = 10.0
+    require_capabilities: Annotated[
+        list[str],
+        Meta(description="Keep only models whose capabilities include all of these."),
+    ] = []
     fallback: Annotated[
         list[str],
         Meta(description="Model ids served when the catalog has never been fetched."),

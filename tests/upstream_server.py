@@ -55,6 +55,7 @@ class ScriptedUpstream:
         self.replies: deque[Reply] = deque()
         self.seen: list[Seen] = []
         self.catalog: Any = {"object": "list", "data": [{"id": "gpt-4.1"}, {"id": "gpt-4.1-mini"}]}
+        self.catalog_hang = False
         self._loop = asyncio.new_event_loop()
         self._ready = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -107,7 +108,9 @@ class ScriptedUpstream:
             body = raw
         self.seen.append(Seen(request.method, request.path, dict(request.headers), body))
         if request.method == "GET" and request.path.endswith(("/models", "/api/tags")):
-            return web.json_response(self.catalog)
+            if self.catalog_hang:
+                await asyncio.sleep(3600)
+            return web.json_response(self.catalog, headers={"etag": '"v1"'})
         if not self.replies:
             return web.json_response({"error": {"message": "no scripted reply"}}, status=599)
         reply = self.replies.popleft()
