@@ -17,10 +17,13 @@ __all__ = ["register"]
 _RAW = argparse.RawDescriptionHelpFormatter
 
 
-def _load(paths: list[str]) -> LoadResult | None:
+def _load(paths: list[str], only: list[str] | None = None) -> LoadResult | None:
     result = load_providers(paths)
+    # Errors anywhere stop the start; warnings matter only for the providers served.
+    shown = {str(f.path) for f in result.files if not only or f.name in only}
     for problem in result.problems:
-        print(problem, file=sys.stderr)
+        if problem.severity == "error" or problem.file in shown:
+            print(problem, file=sys.stderr)
     if result.errors:
         print(
             f"multiport: {len(result.errors)} error(s); run `multiport validate` for details",
@@ -49,7 +52,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         datefmt="%H:%M:%S",
     )
     logging.getLogger("multiport").setLevel(logging.INFO)
-    result = _load([args.dir])
+    result = _load([args.dir], args.only)
     if result is None:
         return 1
     providers = result.providers

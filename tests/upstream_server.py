@@ -11,6 +11,7 @@ import json
 import socket
 import threading
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -56,6 +57,7 @@ class ScriptedUpstream:
         self.seen: list[Seen] = []
         self.catalog: Any = {"object": "list", "data": [{"id": "gpt-4.1"}, {"id": "gpt-4.1-mini"}]}
         self.catalog_hang = False
+        self.responder: Callable[[Seen], Reply] | None = None
         self._loop = asyncio.new_event_loop()
         self._ready = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -111,9 +113,12 @@ class ScriptedUpstream:
             if self.catalog_hang:
                 await asyncio.sleep(3600)
             return web.json_response(self.catalog, headers={"etag": '"v1"'})
-        if not self.replies:
+        if self.responder is not None:
+            reply = self.responder(self.seen[-1])
+        elif not self.replies:
             return web.json_response({"error": {"message": "no scripted reply"}}, status=599)
-        reply = self.replies.popleft()
+        else:
+            reply = self.replies.popleft()
         if reply.hang:
             await asyncio.sleep(3600)
         if reply.delay:

@@ -1,0 +1,133 @@
+"""The real Claude Code CLI (2.1.330, installed by .ci/run) through multiport to a scripted
+OpenAI-style upstream on 127.0.0.1."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from .conftest import PROVIDERS_DIR, ROOT
+from .gateway import Gateway
+from .upstream_server import Reply, ScriptedUpstream, Seen, text_chunks, tool_chunks
+
+CLAUDE = Path(
+    os.environ.get("MULTIPORT_CLAUDE", ROOT / ".ci" / "claude" / "node_modules" / ".bin" / "claude")
+)
+PORT = 8093  # openai.yaml
+
+
+@pytest.fixture(scope="module")
+def upstream() -> Iterator[ScriptedUpstream]:
+    server = ScriptedUpstream().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def gateway(
+    upstream: ScriptedUpstream, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Gateway]:
+    tmp = tmp_path_factory.mktemp("cc")
+    env = {
+        "OPENAI_BASE_URL": upstream.url + "/v1",
+        "OPENAI_API_KEY": "sk-cc-upstream",
+        "MULTIPORT_CACHE_DIR": str(tmp),
+    }
+    gw = Gateway([str(PROVIDERS_DIR), "--only", "openai"], env, [PORT], tmp)
+    yield gw
+    assert "Traceback" not in gw.stop()
+
+
+def claude(
+    gateway: Gateway, tmp_path: Path, prompt: str, *extra: str
+) -> subprocess.CompletedProcess[str]:
+    assert CLAUDE.exists(), (
+        f"Claude Code CLI not found at {CLAUDE}: run `bash .ci/run`, which installs it"
+    )
+    home = tmp_path / "home"
+    home.mkdir(exist_ok=True)
+    env = {
+        "PATH": os.environ["PATH"],
+        "HOME": str(home),
+        "ANTHROPIC_BASE_URL": gateway.url(),
+        "ANTHROPIC_API_KEY": "dummy",
+        "DISABLE_TELEMETRY": "1",
+        "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
+        "DISABLE_AUTOUPDATER": "1",
+    }
+    return subprocess.run(
+        [str(CLAUDE), "-p", prompt, *extra],
+        env=env,
+        cwd=tmp_path,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_plain_answer_is_printed(
+    gateway: Gateway, upstream: ScriptedUpstream, tmp_path: Path
+) -> None:
+    upstream.reset()
+    upstream.responder = lambda seen: Reply(
+        sse=text_chunks("Hello from ", "the scripted upstream.")
+    )
+    try:
+        result = claude(gateway, tmp_path, "Say hello")
+    finally:
+        upstream.responder = None
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "Hello from the scripted upstream."
+    sent = upstream.seen[-1].body
+    assert sent["messages"][0]["role"] == "system"
+    assert sent["stream"] is True
+    assert {"thinking", "context_management", "output_config", "metadata"}.isdisjoint(sent)
+
+
+def test_read_tool_round_trip(gateway: Gateway, upstream: ScriptedUpstream, tmp_path: Path) -> None:
+    secret = tmp_path / "hello.txt"
+    secret.write_text("The secret word is banana.\n")
+
+    def respond(seen: Seen) -> Reply:
+        last = seen.body["messages"][-1]
+        if last["role"] == "tool":
+            return Reply(sse=text_chunks("The file says: " + last["content"].strip()))
+        return Reply(
+            sse=tool_chunks("Read", json.dumps({"file_path": str(secret)}), call_id="call_read_1")
+        )
+
+    upstream.reset()
+    upstream.responder = respond
+    try:
+        result = claude(gateway, tmp_path, "read hello.txt")
+    finally:
+        upstream.responder = None
+    assert result.returncode == 0, result.stderr
+    assert "The secret word is banana." in result.stdout
+    second = upstream.seen[-1].body["messages"]
+    assert [m["role"] for m in second][-2:] == ["assistant", "tool"]
+    assert second[-2]["tool_calls"][0]["function"]["name"] == "Read"
+    assert second[-1]["tool_call_id"] == second[-2]["tool_calls"][0]["id"]
+    assert "banana" in second[-1]["content"]
+
+
+@pytest.mark.parametrize(("alias", "target"), [("haiku", "gpt-4.1-mini"), ("sonnet", "gpt-4.1")])
+def test_model_aliases_reach_mapped_targets(
+    gateway: Gateway, upstream: ScriptedUpstream, tmp_path: Path, alias: str, target: str
+) -> None:
+    upstream.reset()
+    upstream.responder = lambda seen: Reply(sse=text_chunks(f"model {seen.body['model']}"))
+    try:
+        result = claude(gateway, tmp_path, "Which model?", "--model", alias)
+    finally:
+        upstream.responder = None
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == f"model {target}"
+    assert {s.body["model"] for s in upstream.seen if s.method == "POST"} == {target}
