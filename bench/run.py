@@ -81,7 +81,11 @@ def main() -> None:
     )
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--connections", type=int, default=32)
-    parser.add_argument("--transports", default="aiohttp,httpx")
+    parser.add_argument(
+        "--variants",
+        default="uvloop+aiohttp,asyncio+aiohttp,uvloop+httpx",
+        help="event loop + upstream transport pairs to measure",
+    )
     args = parser.parse_args()
 
     small = json.dumps(
@@ -115,13 +119,19 @@ def main() -> None:
         results["baseline: mock upstream direct"] = load(
             upstream_url, upstream_body, args.connections, args.seconds
         )
-        for transport in args.transports.split(","):
+        for variant in args.variants.split(","):
+            loop, transport = variant.split("+")
             with tempfile.TemporaryDirectory() as tmp:
                 port = free_port()
                 (Path(tmp) / "bench.yaml").write_text(
                     PROVIDER.format(port=port, upstream=upstream_port)
                 )
-                env = {**os.environ, "MULTIPORT_TRANSPORT": transport, "MULTIPORT_CACHE_DIR": tmp}
+                env = {
+                    **os.environ,
+                    "MULTIPORT_TRANSPORT": transport,
+                    "MULTIPORT_LOOP": loop,
+                    "MULTIPORT_CACHE_DIR": tmp,
+                }
                 gateway = subprocess.Popen(
                     [sys.executable, "-m", "multiport", "serve", tmp],
                     env=env,
@@ -136,7 +146,7 @@ def main() -> None:
                         ("small stream", small_stream),
                         ("Claude Code 50 KB stream", big_stream),
                     ):
-                        results[f"multiport ({transport}): {name}"] = load(
+                        results[f"multiport ({variant}): {name}"] = load(
                             url, body, args.connections, args.seconds
                         )
                 finally:
