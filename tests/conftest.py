@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+from .upstream_server import ScriptedUpstream
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = Path(__file__).resolve().parent / "data"
@@ -26,3 +29,11 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
         if name.endswith(("_API_KEY", "_TOKEN", "_BASE_URL", "_CATALOG_URL", "_UPSTREAM_URL")):
             monkeypatch.delenv(name)
     return monkeypatch
+
+
+@pytest.fixture(scope="module")
+def upstream() -> Iterator[ScriptedUpstream]:
+    """A scripted upstream on 127.0.0.1, shared by the tests of one module."""
+    server = ScriptedUpstream().start()
+    yield server
+    server.stop()

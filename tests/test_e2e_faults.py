@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import anthropic
 import httpx
@@ -26,13 +27,6 @@ mappings:
 options:
   ping_interval: 0.3
 """
-
-
-@pytest.fixture(scope="module")
-def upstream() -> Iterator[ScriptedUpstream]:
-    server = ScriptedUpstream().start()
-    yield server
-    server.stop()
 
 
 @pytest.fixture(scope="module")
@@ -59,6 +53,18 @@ def gateway(
     log = gw.stop()
     assert "Traceback" not in log, log
     assert "sk-fault-secret-123" not in log, log
+
+
+def _stream_events(gateway: Gateway) -> list[tuple[str, dict[str, Any]]]:
+    body = {
+        "model": "m",
+        "max_tokens": 5,
+        "stream": True,
+        "messages": [{"role": "user", "content": "x"}],
+    }
+    with httpx.stream("POST", gateway.url() + "/v1/messages", json=body, timeout=20) as response:
+        assert response.status_code == 200
+        return parse_sse(response.read())
 
 
 def _client(gateway: Gateway, port: int | None = None) -> anthropic.Anthropic:
@@ -157,15 +163,7 @@ def test_truncated_stream_ends_in_error_event(gateway: Gateway, upstream: Script
     upstream.reset()
     chunks = text_chunks("partial")
     upstream.reply(Reply(sse=chunks[:2]))  # no finish_reason, no [DONE]
-    body = {
-        "model": "m",
-        "max_tokens": 5,
-        "stream": True,
-        "messages": [{"role": "user", "content": "x"}],
-    }
-    with httpx.stream("POST", gateway.url() + "/v1/messages", json=body, timeout=10) as response:
-        assert response.status_code == 200
-        events = parse_sse(response.read())
+    events = _stream_events(gateway)
     check_stream(events, expect_error=True)
     assert events[-1][1]["error"]["type"] == "api_error"
 
@@ -180,14 +178,7 @@ def test_in_band_error_chunk_is_error_event(gateway: Gateway, upstream: Scripted
             ]
         )
     )
-    body = {
-        "model": "m",
-        "max_tokens": 5,
-        "stream": True,
-        "messages": [{"role": "user", "content": "x"}],
-    }
-    with httpx.stream("POST", gateway.url() + "/v1/messages", json=body, timeout=10) as response:
-        events = parse_sse(response.read())
+    events = _stream_events(gateway)
     check_stream(events, expect_error=True)
     assert "model overloaded" in events[-1][1]["error"]["message"]
 
@@ -196,31 +187,19 @@ def test_silence_mid_stream_sends_pings_then_times_out(
     gateway: Gateway, upstream: ScriptedUpstream
 ) -> None:
     upstream.reset()
-    raw = [b'data: {"choices":[{"index":0,"delta":{"content":"hi"}}]}\n\n']
-    upstream.reply(Reply(raw=raw, delay=0))
-    # The raw reply ends after one chunk without finishing: error event; pings may precede it.
-    body = {
-        "model": "m",
-        "max_tokens": 5,
-        "stream": True,
-        "messages": [{"role": "user", "content": "x"}],
-    }
-    with httpx.stream("POST", gateway.url() + "/v1/messages", json=body, timeout=10) as response:
-        events = parse_sse(response.read())
+    first = b'data: {"choices":[{"index":0,"delta":{"content":"hi"}}]}\n\n'
+    # Silent for longer than the provider's read timeout (1.5 s) after the first chunk.
+    upstream.reply(Reply(raw=[first, first], gap=3.0))
+    events = _stream_events(gateway)
     check_stream(events, expect_error=True)
+    assert any(name == "ping" for name, _ in events)
+    assert events[-1][1]["error"]["type"] == "timeout_error"
 
 
 def test_slow_stream_gets_pings(gateway: Gateway, upstream: ScriptedUpstream) -> None:
     upstream.reset()
     upstream.reply(Reply(sse=text_chunks("la", "te"), gap=0.5))
-    body = {
-        "model": "m",
-        "max_tokens": 5,
-        "stream": True,
-        "messages": [{"role": "user", "content": "x"}],
-    }
-    with httpx.stream("POST", gateway.url() + "/v1/messages", json=body, timeout=10) as response:
-        events = parse_sse(response.read())
+    events = _stream_events(gateway)
     message = check_stream(events)
     assert message["content"][0]["text"] == "late"
     assert any(name == "ping" for name, _ in events)
