@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -249,3 +250,67 @@ def test_image_to_text_only_model_is_400(tmp_path: Path) -> None:
         response = _ask(client, messages=[{"role": "user", "content": [image]}])
     assert response.status_code == 400
     assert "does not accept image input" in response.json()["error"]["message"]
+
+
+def test_max_tokens_one_probe_is_answered(client: TestClient, respx_mock: respx.MockRouter) -> None:  # type: ignore[type-arg]
+    route = respx_mock.post(f"{UPSTREAM}/chat/completions").respond(
+        json={
+            "choices": [
+                {"message": {"role": "assistant", "content": "H"}, "finish_reason": "length"}
+            ],
+            "usage": {"prompt_tokens": 3, "completion_tokens": 1},
+        }
+    )
+    response = _ask(client, max_tokens=1)
+    assert response.status_code == 200
+    assert response.json()["stop_reason"] == "max_tokens"
+    assert json.loads(route.calls.last.request.content)["max_tokens"] == 1
+
+
+def test_answer_tool_ids_are_valid_unique_and_names_restored(
+    client: TestClient, respx_mock: respx.MockRouter
+) -> None:  # type: ignore[type-arg]
+    long_name = "mcp__filesystem__" + "read_a_very_long_named_resource_" * 3
+    calls = [
+        {
+            "id": "call:1/a",
+            "type": "function",
+            "function": {"name": "PLACEHOLDER", "arguments": '{"p": 1}'},
+        },
+        {
+            "id": "call:1/a",
+            "type": "function",
+            "function": {"name": "PLACEHOLDER", "arguments": "not json"},
+        },
+    ]
+    route = respx_mock.post(f"{UPSTREAM}/chat/completions")
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        short = json.loads(request.content)["tools"][0]["function"]["name"]
+        assert len(short) <= 64
+        for call in calls:
+            call["function"]["name"] = short
+        return httpx.Response(
+            200,
+            json={
+                "choices": [
+                    {
+                        "message": {"role": "assistant", "content": None, "tool_calls": calls},
+                        "finish_reason": "stop",
+                    }
+                ]
+            },
+        )
+
+    route.side_effect = answer
+    response = _ask(
+        client, tools=[{"name": long_name, "description": "", "input_schema": {"type": "object"}}]
+    )
+    message = response.json()
+    ids = [b["id"] for b in message["content"]]
+    assert len(set(ids)) == 2
+    assert all(re.fullmatch(r"[a-zA-Z0-9_-]+", i) for i in ids)
+    assert {b["name"] for b in message["content"]} == {long_name}
+    assert message["content"][0]["input"] == {"p": 1}
+    assert message["content"][1]["input"] == {"_raw_arguments": "not json"}
+    assert message["stop_reason"] == "tool_use"
