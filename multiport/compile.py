@@ -352,7 +352,8 @@ def _template(
     elif loaded.source is not None:
         # An inline block scalar starts on the line after its key.
         line_offset = loaded.source.locate(path)[0]
-    compiled, problems = _compile_cached(text, name, kind)
+    trusted = isinstance(source, TemplateFile) and relative_to != loaded.path.parent
+    compiled, problems = _compile_cached(text, name, kind, trusted)
     for problem in problems:
         if isinstance(source, TemplateFile):
             found = Problem(name, problem.line, 1, problem.message, f"$.wire.{kind}")
@@ -367,10 +368,10 @@ def _template(
 
 @functools.lru_cache(maxsize=64)
 def _compile_cached(
-    text: str, name: str, kind: str
+    text: str, name: str, kind: str, trusted: bool
 ) -> tuple[CompiledTemplate | None, list[TemplateProblem]]:
     # Built-in dialect templates are shared by many providers: compile each once.
-    return compile_template(text, name, kind)
+    return compile_template(text, name, kind, trusted=trusted)
 
 
 def sample_requests() -> dict[str, bytes]:

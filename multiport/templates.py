@@ -43,8 +43,9 @@ def _fromjson(value: str) -> Any:
         return None
 
 
-def _make_environment() -> ImmutableSandboxedEnvironment:
-    env = ImmutableSandboxedEnvironment(
+def _make_environment(sandboxed: bool = True) -> jinja2.Environment:
+    kind = ImmutableSandboxedEnvironment if sandboxed else jinja2.Environment
+    env = kind(
         undefined=jinja2.StrictUndefined,
         autoescape=False,
         trim_blocks=True,
@@ -68,6 +69,9 @@ def _make_environment() -> ImmutableSandboxedEnvironment:
 
 
 _ENV = _make_environment()
+# The built-in dialects' templates ship with the package; they skip the sandbox's per-call
+# checks, which cost about half of a stream's CPU. They pass the same static checks.
+_TRUSTED_ENV = _make_environment(sandboxed=False)
 
 
 @dataclass(frozen=True)
@@ -107,7 +111,7 @@ class CompiledTemplate:
 
 
 def compile_template(
-    source: str, name: str, kind: str
+    source: str, name: str, kind: str, *, trusted: bool = False
 ) -> tuple[CompiledTemplate | None, list[TemplateProblem]]:
     """Parse and check a template without rendering it."""
     try:
@@ -140,8 +144,9 @@ def compile_template(
             )
     if problems:
         return None, problems
-    code = _ENV.compile(source, name=name, filename=name)
-    template = _ENV.template_class.from_code(_ENV, code, _ENV.make_globals(None), None)
+    env = _TRUSTED_ENV if trusted else _ENV
+    code = env.compile(source, name=name, filename=name)
+    template = env.template_class.from_code(env, code, env.make_globals(None), None)
     return CompiledTemplate(name, kind, template), []
 
 

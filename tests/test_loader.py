@@ -95,3 +95,24 @@ def test_template_files_next_to_yaml(tmp_path: Path, target: str) -> None:
     assert provider.wire.request is not None
     rendered = provider.wire.request.render(request={"max_tokens": 5}, options={}, model="m")
     assert rendered == {"model": "m", "n": 5}
+
+
+def test_user_template_files_run_in_the_sandbox(tmp_path: Path) -> None:
+    from multiport.errors import TemplateRenderError
+
+    (tmp_path / "req.j2").write_text(
+        '{% set l = [] %}{{ l.append(1) }}{"model": {{ model | tojson }}}'
+    )
+    (tmp_path / "p.yaml").write_text(
+        "port: 9000\nbase_url: http://x\nwire:\n  dialect: openai-chat\n  request: {file: req.j2}\n"
+    )
+    result = load_providers([str(tmp_path)])
+    assert result.errors
+    assert "failed at line 1" in result.errors[0].message
+    assert result.files[0].spec is not None
+    from multiport.templates import compile_template
+
+    template, _ = compile_template((tmp_path / "req.j2").read_text(), "req.j2", "request")
+    assert template is not None
+    with pytest.raises(TemplateRenderError):
+        template.render(request={}, options={}, model="m")
