@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -128,3 +132,61 @@ def test_hanging_catalog_never_blocks(upstream: ScriptedUpstream, tmp_path: Path
             assert "Traceback" not in gateway.stop()
     finally:
         upstream.catalog_hang = False
+
+
+def test_models_command_prints_live_catalog(upstream: ScriptedUpstream, tmp_path: Path) -> None:
+    env = {**os.environ, **_env(upstream, tmp_path / "cache")}
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "multiport",
+            "models",
+            "github-models",
+            "--dir",
+            str(PROVIDERS_DIR),
+            "--refresh",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].split() == ["ID", "NAME", "CONTEXT", "OUTPUT", "CAPABILITIES"]
+    assert (
+        len(
+            [
+                line
+                for line in lines
+                if line.startswith(("openai/", "meta/", "mistral-ai/", "microsoft/"))
+            ]
+        )
+        == 160
+    )
+    assert any(
+        line.startswith("meta/model-001") and "Model 001" in line and "128001" in line
+        for line in lines
+    )
+    assert "160 model(s) from live" in result.stdout
+    as_json = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "multiport",
+            "models",
+            "github-models",
+            "--dir",
+            str(PROVIDERS_DIR),
+            "--format",
+            "json",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert len(json.loads(as_json.stdout)["models"]) == 160

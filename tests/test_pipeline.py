@@ -314,3 +314,53 @@ def test_answer_tool_ids_are_valid_unique_and_names_restored(
     assert message["content"][0]["input"] == {"p": 1}
     assert message["content"][1]["input"] == {"_raw_arguments": "not json"}
     assert message["stop_reason"] == "tool_use"
+
+
+def test_max_tokens_clamped_to_catalog_limit(tmp_path: Path, respx_mock: respx.MockRouter) -> None:
+    from multiport.catalog import ModelInfo
+
+    app = create_app(_provider(tmp_path), transport=httpx.AsyncHTTPTransport())
+    app.state.engine.catalog.models = {
+        "small-model": ModelInfo("small-model", max_output_tokens=4096)
+    }
+    app.state.engine.catalog.source = "live"
+    route = respx_mock.post(f"{UPSTREAM}/chat/completions").respond(
+        json={
+            "choices": [
+                {"message": {"role": "assistant", "content": "ok"}, "finish_reason": "stop"}
+            ]
+        }
+    )
+    with TestClient(app) as client:
+        assert _ask(client, max_tokens=128000).status_code == 200
+    assert json.loads(route.calls.last.request.content)["max_tokens"] == 4096
+
+
+def test_anthropic_dialect_passes_claude_code_request_through(
+    tmp_path: Path, respx_mock: respx.MockRouter
+) -> None:
+    fixture = json.loads(
+        (
+            Path(__file__).parent / "data" / "claude-code" / "02-tool-roundtrip-turn1.json"
+        ).read_text()
+    )
+    (tmp_path / "a.yaml").write_text(
+        "port: 9402\nbase_url: http://anthropic.test\nauth:\n  header: x-api-key\n  value: sk-ant-gateway\n"
+        "wire:\n  dialect: anthropic\noptions:\n  forward_headers: [anthropic-version, anthropic-beta]\n"
+        "mappings:\n  - match: ^(claude-.*)$\n    target: \\1\n"
+    )
+    provider = load_providers([str(tmp_path / "a.yaml")], {}).providers[0]
+    upstream_stream = (Path(__file__).parent / "data" / "anthropic-stream.sse").read_bytes()
+    route = respx_mock.post("http://anthropic.test/v1/messages").respond(
+        content=upstream_stream, headers={"content-type": "text/event-stream"}
+    )
+    body = json.dumps(fixture["body"]).encode()
+    with TestClient(create_app(provider, transport=httpx.AsyncHTTPTransport())) as client:
+        response = client.post(fixture["path"], content=body, headers=fixture["headers"])
+    assert response.status_code == 200
+    assert response.content == upstream_stream
+    request = route.calls.last.request
+    assert request.content == body  # same model: the bytes go through untouched
+    assert request.headers["anthropic-beta"] == fixture["headers"]["anthropic-beta"]
+    assert request.headers["x-api-key"] == "sk-ant-gateway"
+    check_stream(parse_sse(response.content))
