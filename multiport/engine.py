@@ -169,9 +169,7 @@ class Engine:
         neutral: Neutral,
         input_estimate: int,
     ) -> dict[str, Any]:
-        async with self.upstream.open(
-            self.provider.messages_url, headers, payload, stream=False
-        ) as response:
+        async with self.upstream.open(self.provider.messages_url, headers, payload) as response:
             raw = await _read(response)
         try:
             document = _decode(raw)
@@ -220,7 +218,7 @@ class Engine:
         # Enter the upstream call now, so a failure is still a real HTTP status (§4 rule 1).
         stack = contextlib.AsyncExitStack()
         response = await stack.enter_async_context(
-            self.upstream.open(self.provider.messages_url, headers, payload, stream=True)
+            self.upstream.open(self.provider.messages_url, headers, payload)
         )
         state = StreamState(
             model, neutral.tool_names, input_estimate, self.options["reasoning"] == "thinking"
@@ -256,12 +254,10 @@ class Engine:
             body = _encode(document)
         url = self.provider.messages_url
         if not request.stream:
-            async with self.upstream.open(url, headers, body, stream=False) as response:
+            async with self.upstream.open(url, headers, body) as response:
                 return Answer(body=await _read(response))
         stack = contextlib.AsyncExitStack()
-        response = await stack.enter_async_context(
-            self.upstream.open(url, headers, body, stream=True)
-        )
+        response = await stack.enter_async_context(self.upstream.open(url, headers, body))
 
         async def frames() -> AsyncIterator[bytes]:
             async with stack:

@@ -70,7 +70,10 @@ class Upstream:
 
     @asynccontextmanager
     async def open(
-        self, url: str, headers: Mapping[str, str], body: bytes, *, stream: bool
+        self,
+        url: str,
+        headers: Mapping[str, str],
+        body: bytes,
     ) -> AsyncIterator[httpx.Response]:
         """POST and yield the 2xx response; any failure raises an `UpstreamError`."""
         request = self.client.build_request("POST", url, headers=headers, content=body)

@@ -3,6 +3,7 @@ success, and never as a traceback in the log."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -208,3 +209,29 @@ def test_slow_stream_gets_pings(gateway: Gateway, upstream: ScriptedUpstream) ->
 def test_log_has_no_traceback_so_far(gateway: Gateway) -> None:
     assert "Traceback" not in gateway.log()
     assert Path(gateway.log_path).exists()
+
+
+def test_client_leaving_cancels_the_upstream_call(
+    gateway: Gateway, upstream: ScriptedUpstream
+) -> None:
+    upstream.reset()
+    upstream.client_gone = 0
+    upstream.reply(Reply(sse=text_chunks(*[f"w{i} " for i in range(60)]), gap=0.1))
+    body = {
+        "model": "m",
+        "max_tokens": 5,
+        "stream": True,
+        "messages": [{"role": "user", "content": "x"}],
+    }
+    with httpx.stream("POST", gateway.url() + "/v1/messages", json=body, timeout=10) as response:
+        for line in response.iter_lines():
+            if "text_delta" in line:
+                break  # the client leaves after the first delta
+    deadline = time.monotonic() + 5
+    while upstream.client_gone == 0 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert upstream.client_gone == 1
+
+
+def test_every_request_was_acceptable_to_a_strict_upstream(upstream: ScriptedUpstream) -> None:
+    assert upstream.refused == []

@@ -17,6 +17,8 @@ from typing import Any
 
 from aiohttp import web
 
+from .openai_strict import check_openai_request
+
 
 @dataclass
 class Reply:
@@ -57,6 +59,9 @@ class ScriptedUpstream:
         self.seen: list[Seen] = []
         self.catalog: Any = {"object": "list", "data": [{"id": "gpt-4.1"}, {"id": "gpt-4.1-mini"}]}
         self.catalog_hang = False
+        self.strict = True
+        self.refused: list[str] = []
+        self.client_gone = 0
         self.responder: Callable[[Seen], Reply] | None = None
         self._loop = asyncio.new_event_loop()
         self._ready = threading.Event()
@@ -109,6 +114,15 @@ class ScriptedUpstream:
         except ValueError:
             body = raw
         self.seen.append(Seen(request.method, request.path, dict(request.headers), body))
+        if self.strict and request.path.endswith("/chat/completions"):
+            try:
+                check_openai_request(body)
+            except AssertionError as exc:
+                # A strict upstream refuses any field the OpenAI API does not define.
+                self.refused.append(str(exc))
+                return web.json_response(
+                    {"error": {"message": f"strict upstream: {exc}"}}, status=400
+                )
         if request.method == "GET" and request.path.endswith(("/models", "/api/tags")):
             if self.catalog_hang:
                 await asyncio.sleep(3600)
@@ -130,6 +144,15 @@ class ScriptedUpstream:
             status=reply.status, headers={"content-type": content_type, **reply.headers}
         )
         await response.prepare(request)
+        try:
+            await self._write(response, reply)
+        except (ConnectionResetError, ConnectionError):
+            self.client_gone += 1  # the gateway hung up: the client left
+            return response
+        await response.write_eof()
+        return response
+
+    async def _write(self, response: web.StreamResponse, reply: Reply) -> None:
         if reply.raw is not None:
             for piece in reply.raw:
                 await response.write(piece)
@@ -143,8 +166,6 @@ class ScriptedUpstream:
         else:
             for chunk in reply.ndjson or []:
                 await response.write((json.dumps(chunk) + "\n").encode())
-        await response.write_eof()
-        return response
 
 
 def chat_completion(
