@@ -6,7 +6,7 @@ from typing import Any
 
 import msgspec
 
-from .errors import TemplateRenderError
+from .errors import TemplateRenderError, UpstreamProtocolError
 from .normalize import ToolNames, safe_tool_id
 from .streaming import new_message_id
 
@@ -18,7 +18,14 @@ _decode = msgspec.json.decode
 def build_message(
     rendered: Any, *, model: str, tool_names: ToolNames, input_estimate: int
 ) -> dict[str, Any]:
-    """Complete a rendered answer into an Anthropic message, enforcing its invariants."""
+    """Complete a rendered answer into an Anthropic message, enforcing its invariants.
+
+    A template that renders an `error` says the upstream failed: never a success.
+    """
+    if isinstance(rendered, dict) and rendered.get("error"):
+        error = rendered["error"]
+        message = error.get("message") if isinstance(error, dict) else error
+        raise UpstreamProtocolError(f"the upstream answer is an error: {message}")
     if not isinstance(rendered, dict) or not isinstance(rendered.get("content"), list):
         raise TemplateRenderError(
             "the response template must render an object with a `content` list"

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -304,10 +304,21 @@ async def translate_stream(
     reason becomes one `error` event; nothing follows it.
     """
     framer = LineFramer(framing)
+    ended = False  # the upstream said its stream is over ([DONE], or a `done` event)
 
-    def translate(payload: bytes) -> bytes:
-        if payload.strip() == b"[DONE]":
-            return b""
+    def translate(payloads: Iterable[bytes]) -> bytes:
+        nonlocal ended
+        out = []
+        for payload in payloads:
+            if ended:
+                break  # nothing after the end counts; some servers keep the connection open
+            if payload.strip() == b"[DONE]":
+                ended = True
+                break
+            out.append(translate_one(payload))
+        return b"".join(out)
+
+    def translate_one(payload: bytes) -> bytes:
         try:
             chunk = _decode(payload)
         except msgspec.DecodeError as exc:
@@ -317,7 +328,12 @@ async def translate_stream(
         if not isinstance(chunk, dict):
             return b""
         event = template.render(chunk=chunk, **context)
-        return state.feed(event) if isinstance(event, dict) else b""
+        if not isinstance(event, dict):
+            return b""
+        if event.get("done"):
+            nonlocal ended
+            ended = True
+        return state.feed(event)
 
     yield state.start()
     try:
@@ -325,12 +341,15 @@ async def translate_stream(
             if raw is None:
                 yield _PING
                 continue
-            out = b"".join([translate(p) for p in framer.feed(raw)])
+            out = translate(framer.feed(raw))
             if out:
                 yield out
-        out = b"".join([translate(p) for p in framer.close()])
-        if out:
-            yield out
+            if ended:
+                break
+        else:
+            out = translate(framer.close())
+            if out:
+                yield out
     except UpstreamProtocolError as exc:
         if state.stop_reason is None:
             yield error_frame(exc.error_type, exc.message)

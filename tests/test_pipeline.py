@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import httpx
@@ -364,3 +364,44 @@ def test_anthropic_dialect_passes_claude_code_request_through(
     assert request.headers["anthropic-beta"] == fixture["headers"]["anthropic-beta"]
     assert request.headers["x-api-key"] == "sk-ant-gateway"
     check_stream(parse_sse(response.content))
+
+
+def test_response_without_choices_is_an_error_not_a_success(
+    client: TestClient, respx_mock: respx.MockRouter
+) -> None:  # type: ignore[type-arg]
+    respx_mock.post(f"{UPSTREAM}/chat/completions").respond(json={"id": "x", "choices": []})
+    response = _ask(client)
+    assert response.status_code == 502
+    assert "without choices" in response.json()["error"]["message"]
+
+
+async def test_stream_stops_at_done_even_if_the_connection_stays_open(tmp_path: Path) -> None:
+    import asyncio
+
+    from multiport.engine import translate_stream
+    from multiport.normalize import ToolNames
+    from multiport.streaming import StreamState
+
+    provider = _provider(tmp_path)
+
+    async def source() -> AsyncIterator[bytes]:
+        yield b'data: {"choices":[{"index":0,"delta":{"content":"hi"},"finish_reason":"stop"}]}\n\ndata: [DONE]\n\n'
+        await asyncio.sleep(3600)  # a server that never closes
+        yield b""
+
+    assert provider.wire.stream is not None
+    frames = translate_stream(
+        source(),
+        StreamState("m", ToolNames(64)),
+        provider.wire.stream,
+        {"request": {}, "options": {}, "model": "m"},
+        framing="sse",
+        ping_interval=30,
+    )
+
+    async def collect() -> bytes:
+        return b"".join([f async for f in frames])
+
+    out = await asyncio.wait_for(collect(), 10)  # bounded: a hang fails the test
+    message = check_stream(parse_sse(out))
+    assert message["content"][0]["text"] == "hi"
