@@ -240,3 +240,59 @@ def test_models_and_route_cli(
     assert "rule       #0 /^claude-.*haiku/" in out
     assert "openai/gpt-4.1-mini  (in catalog)" in out
     assert "target     openai/gpt-4.1-mini" in out
+
+
+async def test_refresh_while_requests_are_in_flight(
+    tmp_path: Path, respx_mock: respx.MockRouter
+) -> None:
+    import asyncio
+
+    from multiport.engine import Engine
+
+    provider = _shipped(
+        "openai", {"OPENAI_API_KEY": "k", "OPENAI_BASE_URL": "http://openai.test/v1"}
+    )
+    lists = iter(
+        [
+            {"data": [{"id": "gpt-4.1"}, {"id": "gpt-4.1-mini"}]},
+            {"data": [{"id": "gpt-4o"}, {"id": "gpt-4o-mini"}]},
+        ]
+    )
+    respx_mock.get("http://openai.test/v1/models").mock(
+        side_effect=lambda request: httpx.Response(200, json=next(lists))
+    )
+
+    async def slow_answer(request: httpx.Request) -> httpx.Response:
+        await asyncio.sleep(0.05)
+        model = json.loads(request.content)["model"]
+        return httpx.Response(
+            200,
+            json={
+                "choices": [
+                    {"message": {"role": "assistant", "content": model}, "finish_reason": "stop"}
+                ]
+            },
+        )
+
+    respx_mock.post("http://openai.test/v1/chat/completions").mock(side_effect=slow_answer)
+    upstream = Upstream(provider, httpx.AsyncHTTPTransport())
+    catalog = Catalog(provider, tmp_path)
+    engine = Engine(provider, upstream, catalog)
+    await catalog.refresh(upstream)
+    body = json.dumps(
+        {
+            "model": "claude-haiku-5-5",
+            "max_tokens": 5,
+            "messages": [{"role": "user", "content": "x"}],
+        }
+    ).encode()
+    in_flight = [asyncio.create_task(engine.messages(body, {})) for _ in range(20)]
+    await asyncio.sleep(0.01)
+    await catalog.refresh(upstream)  # the list changes under the requests
+    later = [asyncio.create_task(engine.messages(body, {})) for _ in range(5)]
+    answers = await asyncio.gather(*in_flight, *later)
+    await upstream.aclose()
+    targets = [json.loads(a.body)["content"][0]["text"] for a in answers if a.body]
+    assert len(targets) == 25
+    assert set(targets[:20]) == {"gpt-4.1-mini"}
+    assert set(targets[20:]) == {"gpt-4o-mini"}
