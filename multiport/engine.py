@@ -16,6 +16,7 @@ from typing import Any
 import httpx
 import msgspec
 
+from . import __version__
 from .answer import build_message, replay_stream_events
 from .anthropic_wire import MessagesRequest, decode_count, decode_messages
 from .catalog import Catalog
@@ -61,6 +62,11 @@ class Engine:
         self.options = msgspec.to_builtins(provider.spec.options)
         self._auth_header = provider.spec.auth.header
         self._forward = tuple(h.lower() for h in provider.spec.options.forward_headers)
+        self._base_headers = {
+            "content-type": "application/json",
+            "accept": "application/json, text/event-stream",
+            "user-agent": f"multiport/{__version__}",
+        }
 
     # model resolution
 
@@ -85,7 +91,7 @@ class Engine:
     # headers
 
     def _headers(self, client_headers: Mapping[str, str]) -> dict[str, str]:
-        headers = {"content-type": "application/json", **self.provider.upstream_headers}
+        headers = {**self._base_headers, **self.provider.upstream_headers}
         for name in self._forward:
             value = client_headers.get(name)
             if value is not None:

@@ -47,17 +47,17 @@ class Upstream:
     ) -> None:
         timeouts = provider.spec.timeouts
         self.provider = provider
-        self.client = httpx.AsyncClient(
-            timeout=httpx.Timeout(
-                connect=timeouts.connect,
-                read=timeouts.read,
-                write=timeouts.write,
-                pool=timeouts.pool,
-            ),
-            transport=transport if transport is not None else make_transport(),
-            follow_redirects=False,
+        self.transport = transport if transport is not None else make_transport()
+        timeout = httpx.Timeout(
+            connect=timeouts.connect, read=timeouts.read, write=timeouts.write, pool=timeouts.pool
         )
+        self.client = httpx.AsyncClient(timeout=timeout, transport=self.transport)
         self._host = httpx.URL(provider.base_url).host
+        # Message requests go straight to the transport with what the client would add,
+        # computed once: httpx's client layer (URL merging, cookies, auth and redirect
+        # hooks) cost a fifth of the gateway's CPU per request, and none of it applies.
+        self._messages_url = httpx.URL(provider.messages_url)
+        self._extensions = {"timeout": timeout.as_dict()}
 
     async def aclose(self) -> None:
         await self.client.aclose()
@@ -76,11 +76,15 @@ class Upstream:
         body: bytes,
     ) -> AsyncIterator[httpx.Response]:
         """POST and yield the 2xx response; any failure raises an `UpstreamError`."""
-        request = self.client.build_request("POST", url, headers=headers, content=body)
+        target = self._messages_url if url == self.provider.messages_url else httpx.URL(url)
+        request = httpx.Request(
+            "POST", target, headers=headers, content=body, extensions=self._extensions
+        )
         try:
-            response = await self.client.send(request, stream=True)
+            response = await self.transport.handle_async_request(request)
         except httpx.HTTPError as exc:
             raise self._transport_error(exc) from exc
+        response.request = request
         try:
             if response.status_code >= 300:
                 await self._raise_for_status(response)
