@@ -331,3 +331,14 @@ def test_bad_requests_get_anthropic_errors(gateway: Gateway) -> None:
     nowhere = httpx.get(gateway.url() + "/v2/unknown", timeout=5)
     assert nowhere.status_code == 404
     assert nowhere.json()["error"]["type"] == "not_found_error"
+
+
+def test_openai_sdk_lists_models(gateway: Gateway) -> None:
+    import openai
+
+    client = openai.OpenAI(base_url=gateway.url() + "/v1", api_key="x", max_retries=0)
+    ids = [m.id for m in client.models.list()]
+    assert "gpt-4.1" in ids
+    assert "claude-sonnet-5-5" in ids
+    model = next(m for m in client.models.list() if m.id == "gpt-4.1")
+    assert model.object == "model"
