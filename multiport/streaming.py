@@ -194,7 +194,8 @@ class StreamState:
         for kind, text in self._held:
             self._content(kind, text, out, hold=False)
         self._close_open(out)
-        stop = "tool_use" if self._tools and self.stop_reason == "end_turn" else self.stop_reason
+        named = any(t.name for t in self._tools.values())
+        stop = "tool_use" if named and self.stop_reason == "end_turn" else self.stop_reason
         usage = {
             "input_tokens": self.usage.get("input_tokens", self.input_tokens),
             "output_tokens": self.usage.get("output_tokens", 0),
@@ -278,16 +279,14 @@ class StreamState:
         else:
             key = call.get("index", 0)
         tool = self._tools.get(key)
-        name = call.get("name")
         if tool is None:
-            if not name:
-                return  # arguments before the name: nothing to open yet
-            tool = _Tool(
-                key,
-                safe_tool_id(call.get("id") or f"toolu_{secrets.token_hex(8)}", self._ids, 0),
-                self.tool_names.client(name),
-            )
-            self._tools[key] = tool
+            tool = self._tools[key] = _Tool(key, "", "")
+        if call.get("id") and not tool.id:
+            tool.id = str(call["id"])
+        name = call.get("name")
+        if name and not tool.name:
+            # Arguments that came before the name wait in `pending` until it is known.
+            tool.name = self.tool_names.client(name)
             self._waiting.append(tool)
         fragment = call.get("arguments") or ""
         if fragment:
@@ -298,14 +297,15 @@ class StreamState:
                 fragment = ""
             tool.arguments += fragment
             tool.pending += fragment
-        if self._open != "tool" and self._waiting and self._waiting[0] is tool:
-            self._open_tool_block(tool, out)
+        if self._open != "tool" and self._waiting:
+            self._open_tool_block(self._waiting[0], out)
         if self._open_tool is tool and tool.pending:
             self._send_arguments(tool, out)
 
     def _open_tool_block(self, tool: _Tool, out: list[bytes]) -> None:
         self._close_open(out)
         self._waiting.remove(tool)
+        tool.id = safe_tool_id(tool.id or f"toolu_{secrets.token_hex(8)}", self._ids, 0)
         tool.index = self._next_index
         self._next_index += 1
         out.append(
