@@ -63,6 +63,8 @@ def build_message(
     stop_reason = rendered.get("stop_reason") or "end_turn"
     if any(b["type"] == "tool_use" for b in content):
         stop_reason = "tool_use"  # whatever finish_reason said (Gemini and Ollama say stop)
+    elif stop_reason == "tool_use":
+        stop_reason = "end_turn"  # "tool_calls" without a call: nothing for the client to run
     usage = rendered.get("usage") or {}
     return {
         "id": new_message_id(),

@@ -106,6 +106,7 @@ class _Tool:
     name: str
     arguments: str = ""
     index: int | None = None  # block index once opened
+    raw_id: str = ""  # the id as the upstream sent it
     pending: str = ""  # arguments not yet sent
 
 
@@ -123,6 +124,7 @@ class StreamState:
     _open_tool: _Tool | None = None
     _tools: dict[Any, _Tool] = field(default_factory=dict)
     _waiting: list[_Tool] = field(default_factory=list)
+    _aliases: dict[Any, Any] = field(default_factory=dict)  # index → key of its latest call
     _ids: set[str] = field(default_factory=set)
     _held: list[tuple[str, str]] = field(default_factory=list)  # text after a tool opened
     _complete_count: int = 0
@@ -195,7 +197,11 @@ class StreamState:
             self._content(kind, text, out, hold=False)
         self._close_open(out)
         named = any(t.name for t in self._tools.values())
-        stop = "tool_use" if named and self.stop_reason == "end_turn" else self.stop_reason
+        stop = self.stop_reason
+        if named and stop == "end_turn":
+            stop = "tool_use"
+        elif not named and stop == "tool_use":
+            stop = "end_turn"  # "tool_calls" without a call: nothing for the client to run
         usage = {
             "input_tokens": self.usage.get("input_tokens", self.input_tokens),
             "output_tokens": self.usage.get("output_tokens", 0),
@@ -277,12 +283,18 @@ class StreamState:
             key: Any = ("complete", self._complete_count)
             self._complete_count += 1
         else:
-            key = call.get("index", 0)
+            index = call.get("index", 0)
+            key = self._aliases.get(index, index)
         tool = self._tools.get(key)
+        raw_id = call.get("id")
+        if tool is not None and tool.name and call.get("name") and raw_id and raw_id != tool.raw_id:
+            # Some servers give every call index 0: a new id with a name is a new call.
+            key = self._aliases[call.get("index", 0)] = (key, len(self._tools))
+            tool = None
         if tool is None:
             tool = self._tools[key] = _Tool(key, "", "")
-        if call.get("id") and not tool.id:
-            tool.id = str(call["id"])
+        if raw_id and not tool.raw_id:
+            tool.raw_id = tool.id = str(raw_id)
         name = call.get("name")
         if name and not tool.name:
             # Arguments that came before the name wait in `pending` until it is known.
