@@ -301,6 +301,8 @@ class StreamState:
             tool.name = self.tool_names.client(name)
             self._waiting.append(tool)
         fragment = call.get("arguments") or ""
+        if not isinstance(fragment, str):
+            fragment = _encode(fragment).decode()  # arguments sent as an object
         if fragment:
             so_far = tool.arguments
             if len(so_far) > 1 and fragment.startswith(so_far):

@@ -405,3 +405,22 @@ async def test_stream_stops_at_done_even_if_the_connection_stays_open(tmp_path: 
     out = await asyncio.wait_for(collect(), 10)  # bounded: a hang fails the test
     message = check_stream(parse_sse(out))
     assert message["content"][0]["text"] == "hi"
+
+
+def test_answer_content_as_parts_and_arguments_as_object(
+    client: TestClient, respx_mock: respx.MockRouter
+) -> None:  # type: ignore[type-arg]
+    calls = [{"id": "c1", "type": "function", "function": {"name": "f", "arguments": {"a": 1}}}]
+    message = {
+        "role": "assistant",
+        "content": [{"type": "text", "text": "Hel"}, {"type": "text", "text": "lo"}],
+        "tool_calls": calls,
+    }
+    respx_mock.post(f"{UPSTREAM}/chat/completions").respond(
+        json={"choices": [{"message": message, "finish_reason": "tool_calls"}]}
+    )
+    answer = _ask(
+        client, tools=[{"name": "f", "description": "", "input_schema": {"type": "object"}}]
+    ).json()
+    assert answer["content"][0] == {"type": "text", "text": "Hello"}
+    assert answer["content"][1]["input"] == {"a": 1}
