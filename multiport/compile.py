@@ -74,6 +74,7 @@ class Provider:
     catalog: CatalogPaths | None
     strip_keys: frozenset[str]
     completion_tokens_models: re.Pattern[str] | None
+    output_limits: tuple[tuple[re.Pattern[str], int], ...]
     upstream_headers: Mapping[str, str]
     missing_credentials: tuple[str, ...]
     secrets: tuple[str, ...]
@@ -83,6 +84,15 @@ class Provider:
         if pattern is not None and pattern.search(model):
             return "max_completion_tokens"
         return self.spec.options.max_tokens_field
+
+    def output_limit(self, model: str, catalog_limit: int | None) -> int | None:
+        """The output token limit of `model`: the catalog's, else the options'."""
+        if catalog_limit:
+            return catalog_limit
+        for pattern, limit in self.output_limits:
+            if pattern.search(model):
+                return limit
+        return self.spec.options.max_output_tokens
 
 
 @dataclass
@@ -174,6 +184,11 @@ def _compile(loaded: LoadedFile, strict_env: bool) -> Provider | None:
             ("options", "max_completion_tokens_models"),
             spec.options.max_completion_tokens_models,
         )
+    limits = []
+    for pattern_text, limit in spec.options.output_limits.items():
+        pattern = _regex(loaded, ("options", "output_limits", pattern_text), pattern_text)
+        if pattern is not None:
+            limits.append((pattern, limit))
     secret_paths = [p for p in loaded.used_env if p[:1] in (("auth",), ("headers",))]
     # What came from a variable in an auth or header value is a secret, defaults included;
     # so is each word of the auth value ("Bearer sk-…").
@@ -213,6 +228,7 @@ def _compile(loaded: LoadedFile, strict_env: bool) -> Provider | None:
         catalog=catalog,
         strip_keys=frozenset(spec.options.strip_schema_keys),
         completion_tokens_models=completion,
+        output_limits=tuple(limits),
         upstream_headers=headers,
         missing_credentials=missing,
         secrets=secrets,
@@ -398,7 +414,7 @@ def _render_samples(loaded: LoadedFile, spec: ProviderSpec, wire: Wire, rules: l
                     options=spec.options,
                     strip_keys=frozenset(spec.options.strip_schema_keys),
                     max_tokens_field=spec.options.max_tokens_field,
-                    output_limit=spec.options.max_output_tokens,
+                    output_limit=None,
                 )
                 rendered = template.render(
                     request=neutral.data, options=options, model="sample-model"

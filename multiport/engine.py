@@ -138,11 +138,7 @@ class Engine:
 
     def _neutral(self, request: MessagesRequest, target: str) -> Neutral:
         info = self.catalog.get(target)
-        limit = (
-            info.max_output_tokens
-            if info and info.max_output_tokens
-            else self.provider.spec.options.max_output_tokens
-        )
+        limit = self.provider.output_limit(target, info.max_output_tokens if info else None)
         if (
             info
             and info.input_modalities

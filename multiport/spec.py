@@ -188,8 +188,15 @@ class OptionsSpec(_Spec, frozen=True, forbid_unknown_fields=True, kw_only=True):
     ] = None
     max_output_tokens: Annotated[
         Annotated[int, Meta(ge=1)] | None,
-        Meta(description="Clamp `max_tokens` to this when the catalog knows no limit."),
+        Meta(description="Clamp `max_tokens` to this when nothing more specific is known."),
     ] = None
+    output_limits: Annotated[
+        dict[str, Annotated[int, Meta(ge=1)]],
+        Meta(
+            description="Regex of upstream model → its output token limit, used when the "
+            "catalog knows none; the first match wins, e.g. `^gpt-4o: 16384`."
+        ),
+    ] = {}
     strip_schema_keys: Annotated[
         list[str],
         Meta(description="JSON-schema keywords removed from tool schemas, at any depth."),

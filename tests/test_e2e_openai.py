@@ -279,7 +279,7 @@ def test_claude_code_fixture_streams(gateway: Gateway, upstream: ScriptedUpstrea
     assert "context_management" not in sent
     assert "output_config" not in sent
     assert "cache_control" not in json.dumps(sent)
-    assert sent["max_tokens"] == 128000
+    assert sent["max_tokens"] == 32768  # gpt-4.1's output limit, from openai.yaml
 
 
 def test_count_tokens_models_health_info(gateway: Gateway) -> None:

@@ -43,7 +43,7 @@ def render(
         options=provider.spec.options,
         strip_keys=provider.strip_keys,
         max_tokens_field=provider.max_tokens_field(target),
-        output_limit=provider.spec.options.max_output_tokens,
+        output_limit=provider.output_limit(target, None),
     )
     template = provider.wire.request
     assert template is not None
@@ -280,3 +280,12 @@ def test_documents_flattened_or_refused(tmp_path: Path) -> None:
     }
     with pytest.raises(InvalidRequest, match="cannot read 'base64' documents"):
         render(PROVIDERS["openai"], _body(messages=[{"role": "user", "content": [pdf]}]))
+
+
+def test_output_limits_by_model() -> None:
+    openai = PROVIDERS["openai"]
+    assert render(openai, _body(max_tokens=128000), target="gpt-4.1")["max_tokens"] == 32768
+    assert render(openai, _body(max_tokens=128000), target="gpt-4o-mini")["max_tokens"] == 16384
+    assert render(openai, _body(max_tokens=128000), target="o3")["max_completion_tokens"] == 100000
+    assert render(openai, _body(max_tokens=100), target="gpt-4.1")["max_tokens"] == 100
+    assert openai.output_limit("gpt-4.1", 9000) == 9000  # the catalog's limit wins
