@@ -264,7 +264,7 @@ class Engine:
         async def frames() -> AsyncIterator[bytes]:
             async with stack:
                 try:
-                    async for raw in response.aiter_raw():
+                    async for raw in response.aiter_bytes():
                         yield raw
                 except httpx.HTTPError as exc:
                     yield error_frame(

@@ -342,3 +342,19 @@ def test_openai_sdk_lists_models(gateway: Gateway) -> None:
     assert "claude-sonnet-5-5" in ids
     model = next(m for m in client.models.list() if m.id == "gpt-4.1")
     assert model.object == "model"
+
+
+def test_gzip_upstream_answers(client: anthropic.Anthropic, upstream: ScriptedUpstream) -> None:
+    upstream.reply(
+        Reply(json=chat_completion("zipped answer"), gzip=True),
+        Reply(sse=text_chunks("zipped ", "stream"), gzip=True),
+    )
+    message = client.messages.create(
+        model="claude-haiku-5-5", max_tokens=10, messages=[{"role": "user", "content": "x"}]
+    )
+    assert message.content[0].text == "zipped answer"
+    assert "gzip" in upstream.seen[-1].headers.get("Accept-Encoding", "")
+    with client.messages.stream(
+        model="claude-haiku-5-5", max_tokens=10, messages=[{"role": "user", "content": "x"}]
+    ) as stream:
+        assert stream.get_final_message().content[0].text == "zipped stream"

@@ -32,6 +32,7 @@ class Reply:
     delay: float = 0.0
     hang: bool = False
     gap: float = 0.0  # seconds between stream writes
+    gzip: bool = False
     headers: dict[str, str] = field(default_factory=dict)
 
 
@@ -138,11 +139,16 @@ class ScriptedUpstream:
         if reply.delay:
             await asyncio.sleep(reply.delay)
         if reply.json is not None or not (reply.sse or reply.ndjson or reply.raw):
-            return web.json_response(reply.json, status=reply.status, headers=reply.headers)
+            plain = web.json_response(reply.json, status=reply.status, headers=reply.headers)
+            if reply.gzip:
+                plain.enable_compression(web.ContentCoding.gzip)
+            return plain
         content_type = "application/x-ndjson" if reply.ndjson else "text/event-stream"
         response = web.StreamResponse(
             status=reply.status, headers={"content-type": content_type, **reply.headers}
         )
+        if reply.gzip:
+            response.enable_compression(web.ContentCoding.gzip)
         await response.prepare(request)
         try:
             await self._write(response, reply)
