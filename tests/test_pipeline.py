@@ -378,8 +378,8 @@ def test_response_without_choices_is_an_error_not_a_success(
 async def test_stream_stops_at_done_even_if_the_connection_stays_open(tmp_path: Path) -> None:
     import asyncio
 
-    from multiport.engine import translate_stream
     from multiport.normalize import ToolNames
+    from multiport.relay import translate_stream
     from multiport.streaming import StreamState
 
     provider = _provider(tmp_path)

@@ -11,8 +11,8 @@ import msgspec
 import pytest
 
 from multiport.compile import load_providers
-from multiport.engine import translate_stream
 from multiport.normalize import ToolNames
+from multiport.relay import translate_stream
 from multiport.spec import OptionsSpec
 from multiport.streaming import LineFramer, StreamState
 
