@@ -5,48 +5,22 @@
 
 from __future__ import annotations
 
-import functools
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from importlib import resources
-from pathlib import Path as FsPath
 from typing import Any
 from urllib.parse import urlsplit
 
-import msgspec
-import yaml
 from jsonpath_ng.ext import parse as parse_jsonpath  # type: ignore[attr-defined]
 
 from ._yamlsource import Path
-from .anthropic_wire import decode_messages
-from .errors import ApiError, Problem
+from .errors import Problem
 from .loader import LoadedFile, find_provider_files, load_file
 from .mapping import Rule
-from .normalize import build_neutral
-from .spec import CatalogSpec, ProviderSpec, TemplateFile, WireSpec
-from .templates import CompiledTemplate, TemplateProblem, compile_template
+from .spec import CatalogSpec, ProviderSpec
+from .wire import Wire, compile_wire, render_samples
 
-__all__ = ["DIALECTS", "CatalogPaths", "LoadResult", "Provider", "Wire", "load_providers"]
-
-_DIALECT_DIR = resources.files("multiport") / "dialects"
-_SAMPLE_DIR = resources.files("multiport") / "samples"
-DIALECTS = tuple(
-    sorted(p.name.removesuffix(".yaml") for p in _DIALECT_DIR.iterdir() if p.name.endswith(".yaml"))
-)
-
-
-@dataclass(frozen=True)
-class Wire:
-    """A compiled wire format."""
-
-    dialect: str
-    path: str
-    framing: str
-    passthrough: bool
-    request: CompiledTemplate | None
-    response: CompiledTemplate | None
-    stream: CompiledTemplate | None
+__all__ = ["CatalogPaths", "LoadResult", "Provider", "load_providers"]
 
 
 @dataclass(frozen=True)
@@ -175,7 +149,7 @@ def _compile(loaded: LoadedFile, strict_env: bool) -> Provider | None:
         )
     base_ok = _check_url(loaded, ("base_url",), spec.base_url, "base_url")
     rules = _rules(loaded, spec)
-    wire = _wire(loaded, spec)
+    wire = compile_wire(loaded, spec)
     catalog = _catalog(loaded, spec)
     completion = None
     if spec.options.max_completion_tokens_models:
@@ -213,7 +187,7 @@ def _compile(loaded: LoadedFile, strict_env: bool) -> Provider | None:
     if spec.auth.value and not missing:
         headers[spec.auth.header] = spec.auth.value
     if wire is not None and wire.request is not None:
-        _render_samples(loaded, spec, wire, rules)
+        render_samples(loaded, spec, wire)
     if not base_ok or wire is None or any(p.severity == "error" for p in loaded.problems):
         return None
     base = spec.base_url.rstrip("/")
@@ -294,137 +268,3 @@ def _catalog(loaded: LoadedFile, spec: ProviderSpec) -> CatalogPaths | None:
     if items is None or id_path is None or None in fields.values():
         return None
     return CatalogPaths(catalog, url, items, id_path, fields)
-
-
-def _read_dialect(name: str) -> WireSpec:
-    text = (_DIALECT_DIR / f"{name}.yaml").read_text(encoding="utf-8")
-    return msgspec.convert(yaml.safe_load(text), WireSpec)
-
-
-def _wire(loaded: LoadedFile, spec: ProviderSpec) -> Wire | None:
-    own = spec.wire
-    base = WireSpec()
-    if own.dialect is not None:
-        if own.dialect not in DIALECTS:
-            loaded.problem(
-                ("wire", "dialect"),
-                f"unknown dialect {own.dialect!r}; built-in dialects: {', '.join(DIALECTS)}",
-            )
-            return None
-        base = _read_dialect(own.dialect)
-    passthrough = bool(own.passthrough if own.passthrough is not None else base.passthrough)
-    templates: dict[str, CompiledTemplate | None] = {}
-    for kind in ("request", "response", "stream"):
-        mine = getattr(own, kind)
-        source = mine if mine is not None else getattr(base, kind)
-        relative_to = loaded.path.parent if mine is not None else FsPath(str(_DIALECT_DIR))
-        templates[kind] = _template(loaded, ("wire", kind), source, kind, relative_to)
-        if source is None and not passthrough:
-            loaded.problem(
-                ("wire",),
-                f"wire needs a {kind} template, or a dialect ({', '.join(DIALECTS)}) that has one",
-            )
-    path = own.path or base.path
-    if not path:
-        loaded.problem(("wire",), "wire needs a path, e.g. `path: /chat/completions`, or a dialect")
-        return None
-    framing = own.framing or base.framing or "sse"
-    if any(p.severity == "error" for p in loaded.problems if p.path.startswith("$.wire")):
-        return None
-    return Wire(
-        own.dialect or "custom",
-        path,
-        framing,
-        passthrough,
-        templates["request"],
-        templates["response"],
-        templates["stream"],
-    )
-
-
-def _template(
-    loaded: LoadedFile,
-    path: Path,
-    source: str | TemplateFile | None,
-    kind: str,
-    relative_to: FsPath,
-) -> CompiledTemplate | None:
-    if source is None:
-        return None
-    name = f"{loaded.name}:{kind}"
-    text = source
-    line_offset = 0
-    if isinstance(source, TemplateFile):
-        file = relative_to / source.file
-        name = str(file) if relative_to == loaded.path.parent else f"dialect {source.file}"
-        try:
-            text = file.read_text(encoding="utf-8")
-        except OSError:
-            loaded.problem(
-                (*path, "file"),
-                f"template file {file} cannot be read; check the path (relative to the YAML)",
-            )
-            return None
-    elif loaded.source is not None:
-        # An inline block scalar starts on the line after its key.
-        line_offset = loaded.source.locate(path)[0]
-    trusted = isinstance(source, TemplateFile) and relative_to != loaded.path.parent
-    compiled, problems = _compile_cached(text, name, kind, trusted)
-    for problem in problems:
-        if isinstance(source, TemplateFile):
-            found = Problem(name, problem.line, 1, problem.message, f"$.wire.{kind}")
-            loaded.problems.append(found)
-        else:
-            line = line_offset + problem.line
-            loaded.problems.append(
-                Problem(str(loaded.path), line, 1, problem.message, f"$.wire.{kind}")
-            )
-    return compiled
-
-
-@functools.lru_cache(maxsize=64)
-def _compile_cached(
-    text: str, name: str, kind: str, trusted: bool
-) -> tuple[CompiledTemplate | None, list[TemplateProblem]]:
-    # Built-in dialect templates are shared by many providers: compile each once.
-    return compile_template(text, name, kind, trusted=trusted)
-
-
-def sample_requests() -> dict[str, bytes]:
-    """The sample Anthropic requests shipped with the package, by name."""
-    return {
-        p.name: p.read_bytes()
-        for p in sorted(_SAMPLE_DIR.iterdir(), key=lambda p: p.name)
-        if p.name.endswith(".json")
-    }
-
-
-def _render_samples(loaded: LoadedFile, spec: ProviderSpec, wire: Wire, rules: list[Rule]) -> None:
-    template = wire.request
-    assert template is not None
-    options = msgspec.to_builtins(spec.options)
-    for sample, body in sample_requests().items():
-        request = decode_messages(body)
-        for stream in (False, True):
-            request.stream = stream
-            try:
-                neutral = build_neutral(
-                    request,
-                    target="sample-model",
-                    options=spec.options,
-                    strip_keys=frozenset(spec.options.strip_schema_keys),
-                    max_tokens_field=spec.options.max_tokens_field,
-                    output_limit=None,
-                )
-                rendered = template.render(
-                    request=neutral.data, options=options, model="sample-model"
-                )
-            except ApiError as exc:
-                loaded.problem(("wire", "request"), f"{exc.message} (sample request {sample})")
-                return
-            if not isinstance(rendered, dict):
-                loaded.problem(
-                    ("wire", "request"),
-                    f"template {template.name} must render a JSON object, got {type(rendered).__name__} (sample request {sample})",
-                )
-                return
