@@ -358,3 +358,34 @@ def test_gzip_upstream_answers(client: anthropic.Anthropic, upstream: ScriptedUp
         model="claude-haiku-5-5", max_tokens=10, messages=[{"role": "user", "content": "x"}]
     ) as stream:
         assert stream.get_final_message().content[0].text == "zipped stream"
+
+
+def test_reasoning_stream_reaches_sdk_as_thinking(
+    client: anthropic.Anthropic, upstream: ScriptedUpstream
+) -> None:
+    chunks = [
+        {
+            "choices": [
+                {"index": 0, "delta": {"role": "assistant", "reasoning_content": "Let me think."}}
+            ]
+        },
+        {"choices": [{"index": 0, "delta": {"content": "Four."}}]},
+        {"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]},
+        "[DONE]",
+    ]
+    upstream.reply(Reply(sse=chunks))
+    with client.messages.stream(
+        model="claude-opus-5-5", max_tokens=50, messages=[{"role": "user", "content": "2+2?"}]
+    ) as stream:
+        final = stream.get_final_message()
+    assert [b.type for b in final.content] == ["thinking", "text"]
+    assert final.content[0].thinking == "Let me think."
+    assert final.content[1].text == "Four."
+
+
+def test_sdk_count_tokens(client: anthropic.Anthropic) -> None:
+    counted = client.messages.count_tokens(
+        model="claude-haiku-5-5",
+        messages=[{"role": "user", "content": "Hello, how are you today?"}],
+    )
+    assert counted.input_tokens > 0
