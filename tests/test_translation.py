@@ -200,6 +200,8 @@ def test_sampling_fields_and_dropped_fields() -> None:
         ),
     )
     assert (out["temperature"], out["top_p"], out["stop"]) == (0.2, 0.9, ["END"])
+    many = render(PROVIDERS["openai"], _body(stop_sequences=["a", "b", "c", "d", "e"]))
+    assert many["stop"] == ["a", "b", "c", "d"]
     assert "top_k" not in out
     assert "user" not in out
     assert "reasoning_effort" not in out
