@@ -136,57 +136,27 @@ def test_hanging_catalog_never_blocks(upstream: ScriptedUpstream, tmp_path: Path
 
 def test_models_command_prints_live_catalog(upstream: ScriptedUpstream, tmp_path: Path) -> None:
     env = {**os.environ, **_env(upstream, tmp_path / "cache")}
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "multiport",
-            "models",
-            "github-models",
-            "--dir",
-            str(PROVIDERS_DIR),
-            "--refresh",
-        ],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+
+    def models(*extra: str) -> subprocess.CompletedProcess[str]:
+        command = [sys.executable, "-m", "multiport", "models", "github-models"]
+        return subprocess.run(
+            [*command, "--dir", str(PROVIDERS_DIR), *extra],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+
+    result = models("--refresh")
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert lines[0].split() == ["ID", "NAME", "CONTEXT", "OUTPUT", "CAPABILITIES"]
-    assert (
-        len(
-            [
-                line
-                for line in lines
-                if line.startswith(("openai/", "meta/", "mistral-ai/", "microsoft/"))
-            ]
-        )
-        == 160
-    )
+    prefixes = ("openai/", "meta/", "mistral-ai/", "microsoft/")
+    assert len([line for line in lines if line.startswith(prefixes)]) == 160
     assert any(
         line.startswith("meta/model-001") and "Model 001" in line and "128001" in line
         for line in lines
     )
     assert "160 model(s) from live" in result.stdout
-    as_json = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "multiport",
-            "models",
-            "github-models",
-            "--dir",
-            str(PROVIDERS_DIR),
-            "--format",
-            "json",
-        ],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert len(json.loads(as_json.stdout)["models"]) == 160
+    assert len(json.loads(models("--format", "json").stdout)["models"]) == 160

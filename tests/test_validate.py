@@ -161,7 +161,9 @@ def test_missing_path_is_an_error(capsys: pytest.CaptureFixture[str], tmp_path: 
     assert "no such file or folder" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("command", [[], ["validate"], ["schema"], ["serve"], ["models"], ["route"]])
+@pytest.mark.parametrize(
+    "command", [[], ["validate"], ["schema"], ["serve"], ["models"], ["route"]]
+)
 def test_help_has_an_example(command: list[str], capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exc:
         main([*command, "--help"])
