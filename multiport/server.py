@@ -34,7 +34,7 @@ async def serve(providers: Sequence[Provider], *, log_level: str = "warning") ->
             host=provider.spec.host,
             port=provider.spec.port,
             log_level=log_level,
-            access_log=False,
+            access_log=log_level == "info",  # -v: one line per request
             lifespan="on",
             timeout_graceful_shutdown=5,
             server_header=False,
