@@ -145,7 +145,7 @@ def compile_template(
     if problems:
         return None, problems
     env = _TRUSTED_ENV if trusted else _ENV
-    code = env.compile(source, name=name, filename=name)
+    code = env.compile(tree, name=name, filename=name)  # the tree parsed above, not again
     template = env.template_class.from_code(env, code, env.make_globals(None), None)
     return CompiledTemplate(name, kind, template), []
 

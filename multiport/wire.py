@@ -40,6 +40,7 @@ class Wire:
     stream: CompiledTemplate | None
 
 
+@functools.cache
 def _read_dialect(name: str) -> WireSpec:
     text = (_DIALECT_DIR / f"{name}.yaml").read_text(encoding="utf-8")
     return msgspec.convert(yaml.safe_load(text), WireSpec)
