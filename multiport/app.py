@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import logging
 import secrets
 from collections.abc import AsyncIterator
@@ -131,7 +132,7 @@ def create_app(provider: Provider, *, transport: Any = None) -> Litestar:
             "version": __version__,
             "file": provider.file,
             "listen": f"http://{provider.spec.host}:{provider.spec.port}",
-            "upstream_host": upstream.client.base_url.host or _host(provider.base_url),
+            "upstream_host": upstream.host,
             "dialect": provider.wire.dialect,
             "framing": provider.wire.framing,
             "mappings": [
@@ -178,12 +179,6 @@ def create_app(provider: Provider, *, transport: Any = None) -> Litestar:
     )
     app.state.engine = engine
     return app
-
-
-def _host(url: str) -> str:
-    from urllib.parse import urlsplit
-
-    return urlsplit(url).hostname or ""
 
 
 def _model_list(engine: Engine, request: Request[Any, Any, Any]) -> dict[str, Any]:
@@ -257,8 +252,6 @@ def _model_list(engine: Engine, request: Request[Any, Any, Any]) -> dict[str, An
 
 
 def _iso(created: Any) -> str:
-    import datetime as dt
-
     if isinstance(created, int) and created > 0:
         return dt.datetime.fromtimestamp(created, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     return "1970-01-01T00:00:00Z"

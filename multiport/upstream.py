@@ -52,7 +52,7 @@ class Upstream:
             connect=timeouts.connect, read=timeouts.read, write=timeouts.write, pool=timeouts.pool
         )
         self.client = httpx.AsyncClient(timeout=timeout, transport=self.transport)
-        self._host = httpx.URL(provider.base_url).host
+        self.host = httpx.URL(provider.base_url).host
         # Message requests go straight to the transport with what the client would add,
         # computed once: httpx's client layer (URL merging, cookies, auth and redirect
         # hooks) cost a fifth of the gateway's CPU per request, and none of it applies.
@@ -114,9 +114,9 @@ class Upstream:
 
     def _transport_error(self, exc: httpx.HTTPError) -> UpstreamError:
         if _is_timeout(exc):
-            return UpstreamTimeout(f"the upstream {self._host} did not answer in time")
+            return UpstreamTimeout(f"the upstream {self.host} did not answer in time")
         detail = self.scrub(str(exc)) or type(exc).__name__
-        return UpstreamUnreachable(f"cannot reach the upstream {self._host}: {detail}")
+        return UpstreamUnreachable(f"cannot reach the upstream {self.host}: {detail}")
 
     async def _raise_for_status(self, response: httpx.Response) -> None:
         try:
@@ -127,7 +127,7 @@ class Upstream:
         detail = self.scrub(_error_message(raw) or response.reason_phrase or "no detail")
         log.warning("%s: upstream answered HTTP %d: %s", self.provider.name, status, detail[:300])
         error = UpstreamStatusError(
-            f"upstream {self._host} answered HTTP {status}: {detail}", upstream_status=status
+            f"upstream {self.host} answered HTTP {status}: {detail}", upstream_status=status
         )
         retry_after = response.headers.get("retry-after")
         error.retry_after = retry_after
