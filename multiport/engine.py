@@ -27,6 +27,7 @@ from .errors import (
     NotFound,
     UpstreamError,
     UpstreamProtocolError,
+    UpstreamTimeout,
 )
 from .mapping import Resolution, resolve
 from .normalize import Neutral, ToolNames, build_neutral
@@ -293,8 +294,6 @@ async def _read(response: httpx.Response) -> bytes:
     try:
         return await response.aread()
     except httpx.TimeoutException as exc:
-        from .errors import UpstreamTimeout
-
         raise UpstreamTimeout("the upstream stopped answering mid-response") from exc
     except httpx.HTTPError as exc:
         raise UpstreamProtocolError(f"the upstream answer broke: {type(exc).__name__}") from exc
