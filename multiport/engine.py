@@ -30,7 +30,7 @@ from .errors import (
     UpstreamTimeout,
 )
 from .mapping import Resolution, resolve
-from .normalize import Neutral, ToolNames, build_neutral
+from .normalize import Neutral, build_neutral
 from .relay import translate_stream
 from .streaming import StreamState, error_frame
 from .tokens import estimate_tokens
@@ -41,6 +41,17 @@ __all__ = ["Answer", "Engine"]
 log = logging.getLogger("multiport.engine")
 _encode = msgspec.json.Encoder().encode
 _decode = msgspec.json.decode
+
+
+@dataclass(frozen=True)
+class _Call:
+    """One translated upstream call and what its answer needs."""
+
+    payload: bytes
+    headers: dict[str, str]
+    model: str  # as the client asked
+    neutral: Neutral
+    input_estimate: int
 
 
 @dataclass(frozen=True)
@@ -61,6 +72,7 @@ class Engine:
         self.options = msgspec.to_builtins(provider.spec.options)
         self._auth_header = provider.spec.auth.header
         self._forward = tuple(h.lower() for h in provider.spec.options.forward_headers)
+        self._keep_thinking = provider.spec.options.reasoning == "thinking"
         self._base_headers = {
             "content-type": "application/json",
             "accept": "application/json, text/event-stream",
@@ -125,15 +137,15 @@ class Engine:
         wants_stream = request.stream
         upstream_stream = wants_stream and self.provider.spec.options.can_stream
         neutral.data["stream"] = upstream_stream
-        payload = self._render_request(neutral, target)
-        if not upstream_stream:
-            message = await self._complete(payload, headers, request.model, neutral, input_estimate)
-            if wants_stream:
-                return Answer(stream=self._replay(message, neutral.tool_names, input_estimate))
-            return Answer(body=_encode(message))
-        return Answer(
-            stream=await self._stream(payload, headers, request.model, neutral, input_estimate)
+        call = _Call(
+            self._render_request(neutral, target), headers, request.model, neutral, input_estimate
         )
+        if not upstream_stream:
+            message = await self._complete(call)
+            if wants_stream:
+                return Answer(stream=self._replay(message, call))
+            return Answer(body=_encode(message))
+        return Answer(stream=await self._stream(call))
 
     def _neutral(self, request: MessagesRequest, target: str) -> Neutral:
         info = self.catalog.get(target)
@@ -162,15 +174,10 @@ class Engine:
         assert template is not None
         return _encode(template.render(request=neutral.data, options=self.options, model=target))
 
-    async def _complete(
-        self,
-        payload: bytes,
-        headers: dict[str, str],
-        model: str,
-        neutral: Neutral,
-        input_estimate: int,
-    ) -> dict[str, Any]:
-        async with self.upstream.open(self.provider.messages_url, headers, payload) as response:
+    async def _complete(self, call: _Call) -> dict[str, Any]:
+        neutral = call.neutral
+        url = self.provider.messages_url
+        async with self.upstream.open(url, call.headers, call.payload) as response:
             raw = await _read(response)
         try:
             document = _decode(raw)
@@ -193,14 +200,15 @@ class Engine:
             model=neutral.data["model"],
         )
         return build_message(
-            rendered, model=model, tool_names=neutral.tool_names, input_estimate=input_estimate
+            rendered,
+            model=call.model,
+            tool_names=neutral.tool_names,
+            input_estimate=call.input_estimate,
         )
 
-    async def _replay(
-        self, message: dict[str, Any], names: ToolNames, input_estimate: int
-    ) -> AsyncIterator[bytes]:
+    async def _replay(self, message: dict[str, Any], call: _Call) -> AsyncIterator[bytes]:
         state = StreamState(
-            message["model"], names, input_estimate, self.options["reasoning"] == "thinking"
+            call.model, call.neutral.tool_names, call.input_estimate, self._keep_thinking
         )
         state.message_id = message["id"]
         yield state.start()
@@ -208,21 +216,15 @@ class Engine:
             yield state.feed(event)
         yield state.finish()
 
-    async def _stream(
-        self,
-        payload: bytes,
-        headers: dict[str, str],
-        model: str,
-        neutral: Neutral,
-        input_estimate: int,
-    ) -> AsyncIterator[bytes]:
+    async def _stream(self, call: _Call) -> AsyncIterator[bytes]:
         # Enter the upstream call now, so a failure is still a real HTTP status (§4 rule 1).
         stack = contextlib.AsyncExitStack()
         response = await stack.enter_async_context(
-            self.upstream.open(self.provider.messages_url, headers, payload)
+            self.upstream.open(self.provider.messages_url, call.headers, call.payload)
         )
+        neutral = call.neutral
         state = StreamState(
-            model, neutral.tool_names, input_estimate, self.options["reasoning"] == "thinking"
+            call.model, neutral.tool_names, call.input_estimate, self._keep_thinking
         )
         template = self.provider.wire.stream
         assert template is not None
