@@ -56,14 +56,18 @@ def gateway(
     assert "sk-fault-secret-123" not in log, log
 
 
+STREAM_BODY = {
+    "model": "m",
+    "max_tokens": 5,
+    "stream": True,
+    "messages": [{"role": "user", "content": "x"}],
+}
+
+
 def _stream_events(gateway: Gateway) -> list[tuple[str, dict[str, Any]]]:
-    body = {
-        "model": "m",
-        "max_tokens": 5,
-        "stream": True,
-        "messages": [{"role": "user", "content": "x"}],
-    }
-    with httpx.stream("POST", gateway.url() + "/v1/messages", json=body, timeout=20) as response:
+    with httpx.stream(
+        "POST", gateway.url() + "/v1/messages", json=STREAM_BODY, timeout=20
+    ) as response:
         assert response.status_code == 200
         return parse_sse(response.read())
 
@@ -217,13 +221,9 @@ def test_client_leaving_cancels_the_upstream_call(
     upstream.reset()
     upstream.client_gone = 0
     upstream.reply(Reply(sse=text_chunks(*[f"w{i} " for i in range(60)]), gap=0.1))
-    body = {
-        "model": "m",
-        "max_tokens": 5,
-        "stream": True,
-        "messages": [{"role": "user", "content": "x"}],
-    }
-    with httpx.stream("POST", gateway.url() + "/v1/messages", json=body, timeout=10) as response:
+    with httpx.stream(
+        "POST", gateway.url() + "/v1/messages", json=STREAM_BODY, timeout=10
+    ) as response:
         for line in response.iter_lines():
             if "text_delta" in line:
                 break  # the client leaves after the first delta
