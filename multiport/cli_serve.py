@@ -69,16 +69,20 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     if not providers:
         print("multiport: no provider to serve", file=sys.stderr)
         return 1
-    from .server import serve
+    from .server import PortInUse, serve
 
     main = serve(providers, log_level="info" if args.verbose else "warning")
-    with contextlib.suppress(KeyboardInterrupt):
-        if os.environ.get("MULTIPORT_LOOP", "uvloop") == "uvloop":
-            import uvloop  # measured faster than asyncio's own loop (bench/run.py)
+    try:
+        with contextlib.suppress(KeyboardInterrupt):
+            if os.environ.get("MULTIPORT_LOOP", "uvloop") == "uvloop":
+                import uvloop  # measured faster than asyncio's own loop (bench/run.py)
 
-            uvloop.run(main)
-        else:
-            asyncio.run(main)
+                uvloop.run(main)
+            else:
+                asyncio.run(main)
+    except PortInUse as exc:
+        print(f"multiport: {exc}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -20,6 +21,7 @@ class Gateway:
         self, args: Sequence[str], env: Mapping[str, str], ports: Sequence[int], cwd: Path
     ) -> None:
         self.ports = list(ports)
+        _assert_free(self.ports)
         self.log_path = cwd / f"gateway-{ports[0]}.log"
         self._log = self.log_path.open("wb")
         full_env = {
@@ -72,3 +74,17 @@ class Gateway:
                 self.process.wait(5)
         self._log.close()
         return self.log_path.read_text(errors="replace")
+
+
+def _assert_free(ports: Sequence[int]) -> None:
+    """Fail clearly when another process holds a port: its /health would fool the wait."""
+    for port in ports:
+        with socket.socket() as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError as exc:
+                raise RuntimeError(
+                    f"port {port} is in use by another process (a running `multiport serve`?): "
+                    "stop it and run the tests again"
+                ) from exc

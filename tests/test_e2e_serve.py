@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import anthropic
 import httpx
@@ -176,3 +177,27 @@ def test_ollama_non_streaming(ollama: Gateway, upstream: ScriptedUpstream) -> No
     assert message.content[0].text == "Hi!"
     assert (message.usage.input_tokens, message.usage.output_tokens) == (3, 2)
     assert upstream.seen[-1].body["stream"] is False
+
+
+def test_taken_port_is_one_clear_error(tmp_path: Path) -> None:
+    import socket
+    import subprocess
+    import sys
+
+    from .upstream_server import free_port
+
+    port = free_port()
+    (tmp_path / "p.yaml").write_text(f"port: {port}\nbase_url: http://127.0.0.1:9/v1\n")
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", port))
+        holder.listen()
+        result = subprocess.run(
+            [sys.executable, "-m", "multiport", "serve", str(tmp_path)],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+    assert result.returncode == 1
+    assert f"p: cannot listen on 127.0.0.1:{port}" in result.stderr
+    assert "Traceback" not in result.stderr
