@@ -7,6 +7,7 @@ good answer kept on disk, then the static fallback list in the YAML.
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import logging
 import os
 import time
@@ -35,7 +36,7 @@ class ModelInfo(msgspec.Struct, frozen=True, omit_defaults=True):
     max_output_tokens: int | None = None
     capabilities: tuple[str, ...] = ()
     input_modalities: tuple[str, ...] = ()
-    created: int | str | None = None
+    created: int | None = None  # epoch seconds
 
 
 class _CacheFile(msgspec.Struct):
@@ -78,6 +79,36 @@ def _int(value: Any) -> int | None:
         return int(value) if value is not None else None
     except (TypeError, ValueError):
         return None
+
+
+def _epoch(value: Any) -> int | None:
+    """Seconds since 1970 from an epoch number, a numeric string or ISO 8601; else None."""
+    seconds: float
+    if isinstance(value, bool):  # an int subclass, but `true` is no date
+        return None
+    if isinstance(value, int | float):
+        seconds = value
+    elif isinstance(value, str):
+        text = value.strip()
+        try:
+            seconds = float(text)
+        except ValueError:
+            try:
+                # Python 3.11 reads `Z`, offsets and a bare date.
+                when = dt.datetime.fromisoformat(text)
+            except ValueError:
+                return None
+            if when.tzinfo is None:
+                when = when.replace(tzinfo=dt.UTC)  # no offset given: read it as UTC
+            seconds = when.timestamp()
+    else:
+        return None
+    try:
+        # A number no date can show would break every later formatting of it.
+        dt.datetime.fromtimestamp(seconds, dt.UTC)
+    except (OverflowError, OSError, ValueError):
+        return None
+    return int(seconds)
 
 
 @dataclass
@@ -163,7 +194,6 @@ class Catalog:
             capabilities = _strings(fields.get("capabilities"))
             if not all(c in capabilities for c in paths.spec.require_capabilities):
                 continue
-            created = fields.get("created")
             models[str(model_id)] = ModelInfo(
                 id=str(model_id),
                 display_name=str(fields["display_name"]) if fields.get("display_name") else None,
@@ -172,7 +202,7 @@ class Catalog:
                 max_output_tokens=_int(fields.get("max_output_tokens")),
                 capabilities=capabilities,
                 input_modalities=_strings(fields.get("input_modalities")),
-                created=created if isinstance(created, int | str) else None,
+                created=_epoch(fields.get("created")),
             )
         return models
 

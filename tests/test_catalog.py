@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 import tracemalloc
 from pathlib import Path
 from typing import Any
@@ -296,3 +297,72 @@ async def test_refresh_while_requests_are_in_flight(
     assert len(targets) == 25
     assert set(targets[:20]) == {"gpt-4.1-mini"}
     assert set(targets[20:]) == {"gpt-4o-mini"}
+
+
+def test_created_becomes_epoch_seconds(tmp_path: Path) -> None:
+    catalog = Catalog(_shipped("anthropic", {"ANTHROPIC_API_KEY": "k"}), tmp_path)
+    day = 1739923200  # 2025-02-19T00:00:00Z
+    given: dict[str, Any] = {
+        "iso-z": "2025-02-19T00:00:00Z",
+        "iso-offset": "2025-02-19T02:00:00+02:00",
+        "iso-naive": "2025-02-19T00:00:00",
+        "date-only": "2025-02-19",
+        "epoch-int": day,
+        "epoch-float": day + 0.75,
+        "epoch-string": str(day),
+        "garbage": "last tuesday",
+        "empty": "",
+        "boolean": True,
+        "beyond-any-date": 10**30,
+        "missing": None,
+    }
+    found = catalog.extract({"data": [{"id": k, "created_at": v} for k, v in given.items()]})
+    created = {k: m.created for k, m in found.items()}
+    assert created == {
+        "iso-z": day,
+        "iso-offset": day,
+        "iso-naive": day,
+        "date-only": day,
+        "epoch-int": day,
+        "epoch-float": day,
+        "epoch-string": day,
+        "garbage": None,
+        "empty": None,
+        "boolean": None,
+        "beyond-any-date": None,
+        "missing": None,
+    }
+
+
+def test_models_endpoint_shows_iso_catalog_dates(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, respx_mock: respx.MockRouter
+) -> None:
+    from litestar.testing import TestClient
+
+    from multiport.app import create_app
+
+    monkeypatch.setenv("MULTIPORT_CACHE_DIR", str(tmp_path))
+    url = "http://anthropic.test/v1/models"
+    provider = _shipped("anthropic", {"ANTHROPIC_API_KEY": "k", "ANTHROPIC_CATALOG_URL": url})
+    respx_mock.get(url).respond(
+        json={
+            "data": [
+                {
+                    "type": "model",
+                    "id": "claude-sonnet-4-5",
+                    "display_name": "Claude Sonnet 4.5",
+                    "created_at": "2025-09-29T00:00:00Z",
+                }
+            ]
+        }
+    )
+    with TestClient(create_app(provider, transport=httpx.AsyncHTTPTransport())) as client:
+        deadline = time.monotonic() + 5
+        while client.get("/health").json()["catalog"]["source"] != "live":
+            assert time.monotonic() < deadline, "the catalog was never fetched"
+            time.sleep(0.01)
+        listed = client.get("/v1/models?limit=1000").json()["data"]
+        openai_shape = client.get("/v1/models?format=openai").json()["data"]
+    sonnet = next(m for m in listed if m["id"] == "claude-sonnet-4-5")
+    assert sonnet["created_at"] == "2025-09-29T00:00:00Z"
+    assert next(m for m in openai_shape if m["id"] == "claude-sonnet-4-5")["created"] == 1759104000
