@@ -20,6 +20,7 @@ from .catalog import Catalog
 from .compile import Provider
 from .engine import Engine
 from .errors import ApiError, error_type_for_status
+from .scrub import Scrubber, error_body
 from .upstream import Upstream
 
 __all__ = ["CLAUDE_ALIASES", "create_app"]
@@ -42,47 +43,27 @@ def _request_id() -> str:
     return "req_" + secrets.token_hex(12)
 
 
-def _error_response(status: int, error_type: str, message: str) -> Response[bytes]:
+def _error_response(
+    status: int, error_type: str, message: str, scrub: Scrubber, headers: dict[str, str] | None = None
+) -> Response[bytes]:
     request_id = _request_id()
-    body = {
-        "type": "error",
-        "error": {"type": error_type, "message": message},
-        "request_id": request_id,
-    }
     return Response(
-        _encode(body),
+        error_body(error_type, message, request_id, scrub),
         status_code=status,
         media_type="application/json",
-        headers={"request-id": request_id},
+        headers={"request-id": request_id, **(headers or {})},
     )
 
 
-def _api_error(request: Request[Any, Any, Any], exc: ApiError) -> Response[bytes]:
-    response = _error_response(exc.status_code, exc.error_type, exc.message)
-    retry_after = getattr(exc, "retry_after", None)
-    if retry_after:
-        response.headers["retry-after"] = retry_after
-    return response
-
-
-def _http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Response[bytes]:
-    status = exc.status_code
-    if status == 404:
-        message = f"no route for {request.method} {request.url.path}; this port serves /v1/messages, /v1/messages/count_tokens, /v1/models, /health and /info"
-    elif status == 405:
-        message = f"method {request.method} is not allowed on {request.url.path}"
-    else:
-        message = str(exc.detail)
-    return _error_response(status, error_type_for_status(status), message)
-
-
-def _unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
-    log.error(
-        "unexpected %s on %s %s: %s", type(exc).__name__, request.method, request.url.path, exc
-    )
-    return _error_response(
-        500, "api_error", f"internal error ({type(exc).__name__}); see the gateway log"
-    )
+def _http_error_message(request: Request[Any, Any, Any], exc: HTTPException) -> str:
+    if exc.status_code == 404:
+        return (
+            f"no route for {request.method} {request.url.path}; this port serves /v1/messages, "
+            "/v1/messages/count_tokens, /v1/models, /health and /info"
+        )
+    if exc.status_code == 405:
+        return f"method {request.method} is not allowed on {request.url.path}"
+    return str(exc.detail)
 
 
 def create_app(provider: Provider, *, transport: Any = None) -> Litestar:
@@ -91,19 +72,37 @@ def create_app(provider: Provider, *, transport: Any = None) -> Litestar:
     catalog = Catalog(provider)
     engine = Engine(provider, upstream, catalog)
 
+    def api_error(request: Request[Any, Any, Any], exc: ApiError) -> Response[bytes]:
+        retry_after = getattr(exc, "retry_after", None)
+        headers = {"retry-after": retry_after} if retry_after else None
+        scrub = engine.scrubber_for(request.headers)
+        return _error_response(exc.status_code, exc.error_type, exc.message, scrub, headers)
+
+    def http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Response[bytes]:
+        status = exc.status_code
+        message = _http_error_message(request, exc)
+        return _error_response(
+            status, error_type_for_status(status), message, engine.scrubber_for(request.headers)
+        )
+
+    def unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
+        scrub = engine.scrubber_for(request.headers)
+        detail = scrub(" ".join(str(exc).split())[:300])
+        log.error(
+            "unexpected %s on %s %s: %s", type(exc).__name__, request.method, request.url.path, detail
+        )
+        message = f"internal error ({type(exc).__name__}); see the gateway log"
+        return _error_response(500, "api_error", message, scrub)
+
     @post("/v1/messages", status_code=200)
     async def messages(request: Request[Any, Any, Any]) -> Response[bytes] | Stream:
         answer = await engine.messages(await request.body(), request.headers)
+        headers = {"request-id": _request_id(), **answer.headers}
         if answer.stream is not None:
-            return Stream(
-                answer.stream,
-                media_type="text/event-stream",
-                headers={"cache-control": "no-cache", "request-id": _request_id()},
-            )
+            headers["cache-control"] = "no-cache"
+            return Stream(answer.stream, media_type="text/event-stream", headers=headers)
         assert answer.body is not None
-        return Response(
-            answer.body, media_type="application/json", headers={"request-id": _request_id()}
-        )
+        return Response(answer.body, media_type="application/json", headers=headers)
 
     @post("/v1/messages/count_tokens", status_code=200)
     async def count_tokens(request: Request[Any, Any, Any]) -> Response[bytes]:
@@ -168,9 +167,9 @@ def create_app(provider: Provider, *, transport: Any = None) -> Litestar:
     app = Litestar(
         route_handlers=[messages, count_tokens, models, health, info, probe, root],
         exception_handlers={
-            ApiError: _api_error,
-            HTTPException: _http_error,
-            Exception: _unexpected,
+            ApiError: api_error,
+            HTTPException: http_error,
+            Exception: unexpected,
         },
         lifespan=[lifespan],
         openapi_config=None,

@@ -6,11 +6,13 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 import msgspec
 
 from . import __version__
 from .compile import LoadResult, load_providers
+from .docgen import refresh_docs
 from .spec import ProviderSpec
 
 __all__ = ["main", "provider_schema"]
@@ -27,6 +29,11 @@ def provider_schema() -> str:
 
 
 def _cmd_schema(args: argparse.Namespace) -> int:
+    if args.docs is not None:
+        stale = refresh_docs(Path(args.docs), write=True)
+        for table in stale:
+            print(f"rewrote {table}")
+        return 0
     sys.stdout.write(provider_schema())
     return 0
 
@@ -116,8 +123,14 @@ def _parser() -> argparse.ArgumentParser:
         "schema",
         help="print the JSON Schema of a provider file",
         description="Print the JSON Schema of a provider file (as in schemas/provider.schema.json).",
-        epilog="example:\n  multiport schema > schemas/provider.schema.json",
+        epilog="examples:\n  multiport schema > schemas/provider.schema.json\n"
+        "  multiport schema --docs docs   # rewrite the generated field tables",
         formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    schema.add_argument(
+        "--docs",
+        metavar="DIR",
+        help="rewrite the field tables in DIR/provider-configuration.md and DIR/templates.md",
     )
     schema.set_defaults(run=_cmd_schema)
 

@@ -18,7 +18,8 @@ from .errors import Problem
 from .loader import LoadedFile, find_provider_files, load_file
 from .mapping import Rule
 from .spec import CatalogSpec, ProviderSpec
-from .wire import Wire, compile_wire, render_samples
+from .rehearse import rehearse
+from .wire import Wire, compile_wire
 
 __all__ = ["CatalogPaths", "LoadResult", "Provider", "load_providers"]
 
@@ -187,7 +188,7 @@ def _compile(loaded: LoadedFile, strict_env: bool) -> Provider | None:
     if spec.auth.value and not missing:
         headers[spec.auth.header] = spec.auth.value
     if wire is not None and wire.request is not None:
-        render_samples(loaded, spec, wire)
+        rehearse(loaded, spec, wire)
     if not base_ok or wire is None or any(p.severity == "error" for p in loaded.problems):
         return None
     base = spec.base_url.rstrip("/")

@@ -1,7 +1,9 @@
 """The request pipeline, the same for every provider; no web framework here.
 
-decode → resolve the model → render the upstream request → call the upstream →
-translate the answer (a message, or an Anthropic SSE stream).
+decode (`anthropic_wire`) → resolve the model (`mapping`) → neutral request (`normalize`)
+→ render the upstream request (`templates`) → call the upstream (`upstream`) → translate
+the answer (`answer`, or `relay` + `streaming` for streams). Every error text that leaves
+passes the request's `Scrubber` (`scrub`).
 """
 
 from __future__ import annotations
@@ -9,30 +11,33 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
 import msgspec
 
 from . import __version__
-from .answer import build_message, replay_stream_events
-from .anthropic_wire import MessagesRequest, decode_count, decode_messages
+from .anthropic_wire import ImageBlock, MessagesRequest, decode_count, decode_messages
+from .answer import fold, message_events
 from .catalog import Catalog
 from .compile import Provider
+from .contracts import RenderedAnswer
 from .errors import (
-    ApiError,
     AuthenticationError,
     InvalidRequest,
     NotFound,
+    TemplateInputError,
     UpstreamError,
     UpstreamProtocolError,
     UpstreamTimeout,
 )
 from .mapping import Resolution, resolve
 from .normalize import Neutral, build_neutral
-from .relay import translate_stream
-from .streaming import StreamState, error_frame
+from .passthrough import passthrough_stream
+from .relay import ending_in_error_event, translate_stream
+from .scrub import Scrubber, client_key, excerpt
+from .streaming import StreamState, encode_events
 from .tokens import estimate_tokens
 from .upstream import Upstream
 
@@ -51,15 +56,18 @@ class _Call:
     headers: dict[str, str]
     model: str  # as the client asked
     neutral: Neutral
+    context: dict[str, Any]  # what response and stream templates see
     input_estimate: int
+    scrub: Scrubber
 
 
 @dataclass(frozen=True)
 class Answer:
-    """A complete JSON answer, or a stream of SSE bytes."""
+    """A complete JSON answer, or a stream of SSE bytes, and headers to add."""
 
     body: bytes | None = None
     stream: AsyncIterator[bytes] | None = None
+    headers: dict[str, str] = field(default_factory=dict)
 
 
 class Engine:
@@ -69,23 +77,32 @@ class Engine:
         self.provider = provider
         self.upstream = upstream
         self.catalog = catalog
+        self.scrubber = Scrubber(provider.secrets)
         self.options = msgspec.to_builtins(provider.spec.options)
+        self._spec_options = provider.spec.options
         self._auth_header = provider.spec.auth.header
+        self._bearer = self._auth_header.lower() == "authorization"
         self._forward = tuple(h.lower() for h in provider.spec.options.forward_headers)
         self._keep_thinking = provider.spec.options.reasoning == "thinking"
         self._base_headers = {
             "content-type": "application/json",
             "accept": "application/json, text/event-stream",
             "user-agent": f"multiport/{__version__}",
+            **provider.upstream_headers,
         }
+
+    def scrubber_for(self, client_headers: Mapping[str, str]) -> Scrubber:
+        """The provider's secrets and the key this client sent."""
+        return self.scrubber.with_secret(client_key(client_headers))
 
     # model resolution
 
     def resolve(self, model: str) -> Resolution:
-        available = (
-            self.catalog.has if self.catalog.models and self.catalog.source != "fallback" else None
-        )
-        return resolve(model, self.provider.rules, available)
+        catalog = self.catalog
+        live = catalog.models and catalog.source != "fallback"
+        # A fallback list is not the whole catalog: it never rules candidates out, but
+        # every id it lists is served as itself.
+        return resolve(model, self.provider.rules, catalog.has if live else None, catalog.has)
 
     def _target(self, model: str) -> str:
         resolution = self.resolve(model)
@@ -102,19 +119,15 @@ class Engine:
     # headers
 
     def _headers(self, client_headers: Mapping[str, str]) -> dict[str, str]:
-        headers = {**self._base_headers, **self.provider.upstream_headers}
+        headers = dict(self._base_headers)
         for name in self._forward:
             value = client_headers.get(name)
             if value is not None:
                 headers[name] = value
         if self.provider.spec.auth.passthrough:
-            key = client_headers.get("x-api-key")
-            bearer = client_headers.get("authorization", "")
-            if not key and bearer.lower().startswith("bearer "):
-                key = bearer[7:].strip()
+            key = client_key(client_headers)
             if key:
-                is_bearer = self._auth_header.lower() == "authorization"
-                headers[self._auth_header] = f"Bearer {key}" if is_bearer else key
+                headers[self._auth_header] = f"Bearer {key}" if self._bearer else key
                 return headers
         if self.provider.missing_credentials:
             names = ", ".join(self.provider.missing_credentials)
@@ -130,126 +143,126 @@ class Engine:
         request = decode_messages(body)
         target = self._target(request.model)
         headers = self._headers(client_headers)
+        scrub = self.scrubber_for(client_headers)
         if self.provider.wire.passthrough:
-            return await self._passthrough(body, request, target, headers)
-        neutral = self._neutral(request, target)
-        input_estimate = estimate_tokens(request.system, request.messages, request.tools)
-        wants_stream = request.stream
-        upstream_stream = wants_stream and self.provider.spec.options.can_stream
-        neutral.data["stream"] = upstream_stream
-        call = _Call(
-            self._render_request(neutral, target), headers, request.model, neutral, input_estimate
+            return await self._passthrough(body, request, target, headers, scrub)
+        upstream_stream = request.stream and self._spec_options.can_stream
+        call = self._translate(request, target, headers, scrub, upstream_stream)
+        extra = (
+            {"multiport-dropped-tools": ", ".join(call.neutral.dropped_tools)}
+            if call.neutral.dropped_tools
+            else {}
         )
-        if not upstream_stream:
-            message = await self._complete(call)
-            if wants_stream:
-                return Answer(stream=self._replay(message, call))
-            return Answer(body=_encode(message))
-        return Answer(stream=await self._stream(call))
+        if upstream_stream:
+            return Answer(stream=await self._stream(call), headers=extra)
+        answer = await self._complete(call)
+        state = self._state(call)
+        if request.stream:
+            # An upstream that cannot stream, replayed as a stream.
+            return Answer(stream=_replay(encode_events(message_events(state, answer))), headers=extra)
+        return Answer(body=_encode(fold(message_events(state, answer))), headers=extra)
 
-    def _neutral(self, request: MessagesRequest, target: str) -> Neutral:
+    def _translate(
+        self,
+        request: MessagesRequest,
+        target: str,
+        headers: dict[str, str],
+        scrub: Scrubber,
+        stream: bool,
+    ) -> _Call:
         info = self.catalog.get(target)
         limit = self.provider.output_limit(target, info.max_output_tokens if info else None)
-        if (
-            info
-            and info.input_modalities
-            and "image" not in info.input_modalities
-            and _has_image(request)
-        ):
-            raise InvalidRequest(
-                f"model {target} does not accept image input (its modalities: "
-                f"{', '.join(info.input_modalities)}); remove the image or choose another model"
-            )
-        return build_neutral(
+        if info and info.input_modalities and "image" not in info.input_modalities:
+            if _has_image(request):
+                raise InvalidRequest(
+                    f"model {target} does not accept image input (its modalities: "
+                    f"{', '.join(info.input_modalities)}); remove the image or choose another model"
+                )
+        neutral = build_neutral(
             request,
             target=target,
-            options=self.provider.spec.options,
+            options=self._spec_options,
             strip_keys=self.provider.strip_keys,
             max_tokens_field=self.provider.max_tokens_field(target),
             output_limit=limit,
+            stream=stream,
         )
-
-    def _render_request(self, neutral: Neutral, target: str) -> bytes:
+        data = msgspec.to_builtins(neutral.request)
         template = self.provider.wire.request
         assert template is not None
-        return _encode(template.render(request=neutral.data, options=self.options, model=target))
+        payload = _encode(template.render(request=data, options=self.options, model=target))
+        context = {"request": data, "options": self.options, "model": target}
+        estimate = estimate_tokens(request.system, request.messages, request.tools)
+        return _Call(payload, headers, request.model, neutral, context, estimate, scrub)
 
-    async def _complete(self, call: _Call) -> dict[str, Any]:
-        neutral = call.neutral
-        url = self.provider.messages_url
-        async with self.upstream.open(url, call.headers, call.payload) as response:
+    def _state(self, call: _Call) -> StreamState:
+        return StreamState(
+            call.model,
+            call.neutral.tool_names,
+            call.input_estimate,
+            self._keep_thinking,
+            self._spec_options.tool_stream,
+        )
+
+    async def _complete(self, call: _Call) -> RenderedAnswer:
+        host = self.upstream.host
+        async with self.upstream.open(self.provider.messages_url, call.headers, call.payload) as response:
             raw = await _read(response)
         try:
             document = _decode(raw)
-        except msgspec.DecodeError as exc:
+        except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
             raise UpstreamProtocolError(
-                f"the upstream answered invalid JSON: {raw[:200]!r}"
-            ) from exc
+                f"the upstream {host} answered invalid JSON: {excerpt(raw)}"
+            ) from None
         if isinstance(document, dict) and document.get("error"):
             error = document["error"]
             message = error.get("message") if isinstance(error, dict) else error
-            raise UpstreamError(
-                f"the upstream reported an error: {self.upstream.scrub(str(message))}"
-            )
+            raise UpstreamError(f"the upstream {host} reported an error: {message}")
         template = self.provider.wire.response
         assert template is not None
-        rendered = template.render(
-            response=document,
-            request=neutral.data,
-            options=self.options,
-            model=neutral.data["model"],
-        )
-        return build_message(
-            rendered,
-            model=call.model,
-            tool_names=neutral.tool_names,
-            input_estimate=call.input_estimate,
-        )
-
-    async def _replay(self, message: dict[str, Any], call: _Call) -> AsyncIterator[bytes]:
-        state = StreamState(
-            call.model, call.neutral.tool_names, call.input_estimate, self._keep_thinking
-        )
-        state.message_id = message["id"]
-        yield state.start()
-        for event in replay_stream_events(message):
-            yield state.feed(event)
-        yield state.finish()
+        try:
+            answer: RenderedAnswer = template.render(response=document, **call.context)
+        except TemplateInputError as exc:
+            raise UpstreamProtocolError(
+                f"the upstream {host} answered in a shape the response template cannot read: "
+                f"{exc.message}"
+            ) from None
+        return answer
 
     async def _stream(self, call: _Call) -> AsyncIterator[bytes]:
-        # Enter the upstream call now, so a failure is still a real HTTP status (§4 rule 1).
+        # Enter the upstream call now, so a failure is still a real HTTP status.
         stack = contextlib.AsyncExitStack()
         response = await stack.enter_async_context(
             self.upstream.open(self.provider.messages_url, call.headers, call.payload)
         )
-        neutral = call.neutral
-        state = StreamState(
-            call.model, neutral.tool_names, call.input_estimate, self._keep_thinking
-        )
         template = self.provider.wire.stream
         assert template is not None
-        context = {"request": neutral.data, "options": self.options, "model": neutral.data["model"]}
+        frames = translate_stream(
+            response.aiter_bytes(),
+            self._state(call),
+            template,
+            call.context,
+            framing=self.provider.wire.framing,
+            ping_interval=self._spec_options.ping_interval,
+            host=self.upstream.host,
+        )
+        return self._guarded(frames, stack, call.scrub)
 
-        async def frames() -> AsyncIterator[bytes]:
-            async with stack:
-                try:
-                    async for frame in translate_stream(
-                        response.aiter_bytes(),
-                        state,
-                        template,
-                        context,
-                        framing=self.provider.wire.framing,
-                        ping_interval=self.provider.spec.options.ping_interval,
-                    ):
-                        yield frame
-                except ApiError as exc:
-                    log.warning("%s: stream failed: %s", self.provider.name, exc.message)
-                    yield error_frame(exc.error_type, self.upstream.scrub(exc.message))
-
-        return frames()
+    async def _guarded(
+        self, frames: AsyncIterator[bytes], stack: contextlib.AsyncExitStack, scrub: Scrubber
+    ) -> AsyncIterator[bytes]:
+        """The frames, ended by one `error` event on failure; the upstream call closed."""
+        async with stack:
+            async for frame in ending_in_error_event(frames, scrub, self.provider.name):
+                yield frame
 
     async def _passthrough(
-        self, body: bytes, request: MessagesRequest, target: str, headers: dict[str, str]
+        self,
+        body: bytes,
+        request: MessagesRequest,
+        target: str,
+        headers: dict[str, str],
+        scrub: Scrubber,
     ) -> Answer:
         if target != request.model:
             document = _decode(body)
@@ -258,38 +271,34 @@ class Engine:
         url = self.provider.messages_url
         if not request.stream:
             async with self.upstream.open(url, headers, body) as response:
-                return Answer(body=await _read(response))
+                return Answer(body=scrub.bytes(await _read(response)))
         stack = contextlib.AsyncExitStack()
         response = await stack.enter_async_context(self.upstream.open(url, headers, body))
-
-        async def frames() -> AsyncIterator[bytes]:
-            async with stack:
-                try:
-                    async for raw in response.aiter_bytes():
-                        yield raw
-                except httpx.HTTPError as exc:
-                    yield error_frame(
-                        "api_error", f"the upstream stream broke: {type(exc).__name__}"
-                    )
-
-        return Answer(stream=frames())
+        frames = passthrough_stream(response.aiter_bytes(), scrub, self.upstream.host)
+        return Answer(stream=self._guarded(frames, stack, scrub))
 
     # other endpoints
 
     def count_tokens(self, body: bytes) -> bytes:
         request = decode_count(body)
-        return _encode(
-            {"input_tokens": estimate_tokens(request.system, request.messages, request.tools)}
-        )
+        try:
+            count = estimate_tokens(request.system, request.messages, request.tools)
+        except RecursionError as exc:
+            raise InvalidRequest("invalid request: the request is nested too deeply") from exc
+        return _encode({"input_tokens": count})
 
 
 def _has_image(request: MessagesRequest) -> bool:
-    for message in request.messages:
-        if isinstance(message.content, list):
-            for block in message.content:
-                if block.get("type") == "image":
-                    return True
-    return False
+    return any(
+        isinstance(block, ImageBlock)
+        for message in request.messages
+        if not isinstance(message.content, str)
+        for block in message.content
+    )
+
+
+async def _replay(frames: bytes) -> AsyncIterator[bytes]:
+    yield frames
 
 
 async def _read(response: httpx.Response) -> bytes:

@@ -3,6 +3,7 @@
 MultiportError
 ├── ConfigError            a provider file cannot be loaded (file, line, column, path)
 │   └── ConfigErrors       several ConfigErrors found in one run
+├── TemplateInputError     a response or stream template cannot read the upstream's data
 └── ApiError               answered to a client as an Anthropic error body
     ├── InvalidRequest         400 invalid_request_error
     ├── AuthenticationError    401 authentication_error
@@ -12,7 +13,8 @@ MultiportError
         ├── UpstreamStatusError    the upstream answered 4xx/5xx (status mapped)
         ├── UpstreamUnreachable    502 api_error: connection refused, DNS, reset
         ├── UpstreamTimeout        504 timeout_error
-        └── UpstreamProtocolError  502 api_error: the upstream answered garbage
+        ├── UpstreamProtocolError  502 api_error: the upstream answered garbage
+        └── UpstreamStreamError    502 api_error: the upstream's stream failed
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ __all__ = [
     "MultiportError",
     "NotFound",
     "Problem",
+    "TemplateInputError",
     "TemplateRenderError",
     "UpstreamError",
     "UpstreamProtocolError",
@@ -98,6 +101,14 @@ class ConfigErrors(ConfigError):
         MultiportError.__init__(self, "\n".join(str(p) for p in problems))
         self.problems = problems
         self.problem = problems[0]
+
+
+class TemplateInputError(MultiportError):
+    """A response or stream template failed on what the upstream sent: the upstream's fault."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
 
 
 class ApiError(MultiportError):

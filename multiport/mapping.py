@@ -34,9 +34,17 @@ class Resolution:
 
 
 def resolve(
-    model: str, rules: Sequence[Rule], is_available: Callable[[str], bool] | None = None
+    model: str,
+    rules: Sequence[Rule],
+    is_available: Callable[[str], bool] | None = None,
+    is_listed: Callable[[str], bool] | None = None,
 ) -> Resolution:
-    """Pick the target for `model`: first matching rule, first available candidate."""
+    """Pick the target for `model`: first matching rule, first available candidate.
+
+    `is_available` rules candidates out (None: every candidate is available); a model no
+    rule matches is served as itself when `is_listed` (default: `is_available`) has it.
+    """
+    listed = is_listed or is_available
     for rule in rules:
         match = rule.pattern.search(model)
         if match is None:
@@ -57,7 +65,7 @@ def resolve(
             (),
             "no candidate is in the catalog; using the first",
         )
-    if is_available is not None and is_available(model):
+    if listed is not None and listed(model):
         return Resolution(
             model, model, None, (), (model,), "no rule matched; the catalog has this model"
         )

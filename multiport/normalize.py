@@ -1,72 +1,58 @@
 """Anthropic request → the neutral request that every request template reads.
 
 Everything here is generic and driven by the provider's options: system prompts hoisted,
-tool results placed right after their calls, orphans turned into text, tool names
-shortened, schemas stripped, server tools dropped, `max_tokens` clamped.
+tool results placed right after their calls (`pairing.py`), orphans turned into text,
+tool names shortened, schemas stripped, `max_tokens` clamped.
 """
 
 from __future__ import annotations
 
-import hashlib
-import logging
-import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import msgspec
 
-from .anthropic_wire import Block, Message, MessagesRequest
+from .anthropic_wire import (
+    ContentBlock,
+    DocumentBlock,
+    ImageBlock,
+    Message,
+    MessagesRequest,
+    TextBlock,
+    ThinkingBlock,
+    ToolChoiceParam,
+    ToolResultBlock,
+    ToolUseBlock,
+)
+from .contracts import (
+    NeutralMessage,
+    NeutralRequest,
+    Part,
+    TextPart,
+    Tool,
+    ToolCall,
+    ToolChoice,
+    ToolResult,
+)
 from .errors import InvalidRequest
+from .neutral_parts import document_text, image_part, result_parts, server_tool_error, strip_schema
+from .pairing import CallLedger
 from .spec import OptionsSpec
+from .toolids import ToolNames
 
-__all__ = ["Neutral", "ToolNames", "build_neutral", "safe_tool_id"]
+__all__ = ["Neutral", "build_neutral"]
 
-log = logging.getLogger("multiport.normalize")
 _encode = msgspec.json.Encoder().encode
-_TOOL_ID_BAD = re.compile(r"[^a-zA-Z0-9_-]")
 _EFFORTS = {"low": "low", "medium": "medium", "high": "high", "max": "high", "minimal": "low"}
 
 
-def safe_tool_id(raw: str | None, seen: set[str], fallback_seed: int) -> str:
-    """An id that matches `^[a-zA-Z0-9_-]+$` and is unique among `seen`."""
-    base = _TOOL_ID_BAD.sub("_", raw or "") or f"toolu_{fallback_seed:04d}"
-    candidate, n = base, 1
-    while candidate in seen:
-        n += 1
-        candidate = f"{base}_{n}"
-    seen.add(candidate)
-    return candidate
-
-
-@dataclass
-class ToolNames:
-    """Upstream tool names and the client's names they stand for."""
-
-    max_length: int
-    to_upstream: dict[str, str] = field(default_factory=dict)
-    to_client: dict[str, str] = field(default_factory=dict)
-
-    def upstream(self, name: str) -> str:
-        if name in self.to_upstream:
-            return self.to_upstream[name]
-        short = name
-        if len(name) > self.max_length:
-            digest = hashlib.sha1(name.encode()).hexdigest()[:8]
-            short = f"{name[: self.max_length - 9]}_{digest}"
-        self.to_upstream[name] = short
-        self.to_client[short] = name
-        return short
-
-    def client(self, name: str) -> str:
-        return self.to_client.get(name, name)
-
-
-@dataclass
+@dataclass(frozen=True)
 class Neutral:
-    """The neutral request, plain data for templates, and what the answer needs back."""
+    """The neutral request, and what translating the answer back needs."""
 
-    data: dict[str, Any]
+    request: NeutralRequest
     tool_names: ToolNames
+    dropped_tools: tuple[str, ...] = ()
 
 
 def build_neutral(
@@ -77,268 +63,209 @@ def build_neutral(
     strip_keys: frozenset[str],
     max_tokens_field: str,
     output_limit: int | None,
+    stream: bool = False,
 ) -> Neutral:
     """Translate a decoded request into the neutral form."""
     names = ToolNames(options.tool_name_max)
-    system = _system_texts(request.system)
+    system = _texts(request.system) if request.system is not None else []
     conversation: list[Message] = []
     for message in request.messages:
         if message.role == "system":
             system.extend(_texts(message.content))
         else:
             conversation.append(message)
-    tools, dropped = _tools(request.tools, names, strip_keys)
-    messages = _messages(conversation, names, options)
+    try:
+        tools, dropped = _tools(request, names, strip_keys, options)
+    except RecursionError as exc:
+        raise InvalidRequest("invalid request: a tool's input_schema is nested too deeply") from exc
     max_tokens = request.max_tokens
     if output_limit is not None:
         max_tokens = min(max_tokens, output_limit)
-    data: dict[str, Any] = {
-        "model": target,
-        "system": "\n\n".join(system) if system else None,
-        "system_parts": system,
-        "messages": messages,
-        "tools": tools,
-        "tool_choice": _tool_choice(request.tool_choice, dropped, names, bool(tools)),
-        "parallel_tool_calls": _parallel(request.tool_choice, bool(tools)),
-        "max_tokens": max_tokens,
-        "max_tokens_field": max_tokens_field,
-        "stop_sequences": request.stop_sequences or None,
-        "temperature": request.temperature,
-        "top_p": request.top_p,
-        "top_k": request.top_k,
-        "stream": request.stream,
-        "user": (request.metadata or {}).get("user_id"),
-        "reasoning_effort": _effort(request) if options.reasoning_effort else None,
-    }
-    return Neutral(data, names)
+    neutral = NeutralRequest(
+        model=target,
+        system="\n\n".join(system) if system else None,
+        system_parts=system,
+        messages=_Conversation(names, options).translate(conversation),
+        tools=tools,
+        tool_choice=_tool_choice(request.tool_choice, dropped, names, bool(tools)),
+        parallel_tool_calls=(
+            False if tools and request.tool_choice and request.tool_choice.disable_parallel_tool_use else None
+        ),
+        max_tokens=max_tokens,
+        max_tokens_field=max_tokens_field,
+        stop_sequences=request.stop_sequences or None,
+        temperature=request.temperature,
+        top_p=request.top_p,
+        top_k=request.top_k,
+        stream=stream,
+        user=request.metadata.user_id if request.metadata else None,
+        reasoning_effort=_effort(request) if options.reasoning_effort else None,
+    )
+    return Neutral(neutral, names, tuple(dropped))
 
 
-def _texts(content: str | list[Block]) -> list[str]:
+def _texts(content: str | list[TextBlock] | list[ContentBlock]) -> list[str]:
     if isinstance(content, str):
         return [content] if content else []
-    return [b["text"] for b in content if b.get("type") == "text" and b.get("text")]
-
-
-def _system_texts(system: str | list[Block] | None) -> list[str]:
-    if system is None:
-        return []
-    return _texts(system)
-
-
-def _strip(schema: Any, keys: frozenset[str], *, names: bool = False) -> Any:
-    """Remove schema keywords at any depth; keys of `properties` are names, kept."""
-    if isinstance(schema, dict):
-        return {
-            k: _strip(v, keys, names=(k in ("properties", "$defs", "definitions")) and not names)
-            for k, v in schema.items()
-            if names or k not in keys
-        }
-    if isinstance(schema, list):
-        return [_strip(v, keys) for v in schema]
-    return schema
+    return [b.text for b in content if isinstance(b, TextBlock) and b.text]
 
 
 def _tools(
-    tools: list[Block] | None, names: ToolNames, strip_keys: frozenset[str]
-) -> tuple[list[dict[str, Any]], set[str]]:
-    out: list[dict[str, Any]] = []
-    dropped: set[str] = set()
-    for i, tool in enumerate(tools or ()):
-        name = tool.get("name")
-        if not isinstance(name, str) or not name:
+    request: MessagesRequest, names: ToolNames, strip_keys: frozenset[str], options: OptionsSpec
+) -> tuple[list[Tool], list[str]]:
+    out: list[Tool] = []
+    dropped: list[str] = []
+    for i, tool in enumerate(request.tools or ()):
+        if not tool.name:
             raise InvalidRequest(f"invalid request: tool needs a name - at `$.tools[{i}].name`")
-        schema = tool.get("input_schema")
-        if schema is None or tool.get("type") not in (None, "custom"):
+        if tool.input_schema is None or tool.type not in (None, "custom"):
             # Server tools (web_search_*, code_execution_*) run on Anthropic's side only.
-            log.info(
-                "dropped server tool %r (type %s): the upstream cannot run it",
-                name,
-                tool.get("type"),
-            )
-            dropped.add(name)
+            if options.server_tools == "reject":
+                raise server_tool_error(tool.name, tool.type, i)
+            dropped.append(tool.name)
             continue
+        schema = tool.input_schema
         out.append(
-            {
-                "name": names.upstream(name),
-                "description": tool.get("description") or "",
-                "parameters": _strip(schema, strip_keys) if strip_keys else schema,
-            }
+            Tool(
+                name=names.upstream(tool.name),
+                description=tool.description or "",
+                parameters=strip_schema(schema, strip_keys) if strip_keys else schema,
+            )
         )
     return out, dropped
 
 
 def _tool_choice(
-    choice: Block | None, dropped: set[str], names: ToolNames, have_tools: bool
-) -> dict[str, Any] | None:
+    choice: ToolChoiceParam | None, dropped: list[str], names: ToolNames, have_tools: bool
+) -> ToolChoice | None:
     if choice is None or not have_tools:
         return None
-    kind = choice.get("type")
-    if kind == "tool":
-        name = choice.get("name")
-        if not isinstance(name, str) or name in dropped:
+    if choice.type == "tool":
+        if choice.name is None or choice.name in dropped:
             return None
-        return {"type": "tool", "name": names.upstream(name)}
-    if kind in ("auto", "any", "none"):
-        return {"type": kind}
-    raise InvalidRequest(
-        f"invalid request: tool_choice.type must be auto, any, tool or none, got {kind!r} "
-        "- at `$.tool_choice.type`"
-    )
-
-
-def _parallel(choice: Block | None, have_tools: bool) -> bool | None:
-    if choice is None or not have_tools:
-        return None
-    return False if choice.get("disable_parallel_tool_use") else None
+        return ToolChoice(type="tool", name=names.upstream(choice.name))
+    return ToolChoice(type=choice.type)
 
 
 def _effort(request: MessagesRequest) -> str | None:
-    effort = (request.output_config or {}).get("effort")
-    if isinstance(effort, str) and effort in _EFFORTS:
+    effort = request.output_config.effort if request.output_config else None
+    if effort in _EFFORTS:
         return _EFFORTS[effort]
-    thinking = request.thinking or {}
-    if thinking.get("type") == "enabled":
-        budget = thinking.get("budget_tokens") or 0
+    thinking = request.thinking
+    if thinking is not None and thinking.type == "enabled":
+        budget = thinking.budget_tokens or 0
         return "low" if budget < 4096 else "medium" if budget < 16384 else "high"
     return None
 
 
-def _image(block: Block, where: str) -> dict[str, Any]:
-    source = block.get("source") or {}
-    kind = source.get("type")
-    if kind == "base64":
-        media, payload = source.get("media_type"), source.get("data")
-        if not isinstance(media, str) or not isinstance(payload, str):
-            raise InvalidRequest(
-                f"invalid request: a base64 image needs media_type and data - at `{where}.source`"
+class _Conversation:
+    """User and assistant turns → neutral messages, every call paired with its result."""
+
+    def __init__(self, names: ToolNames, options: OptionsSpec) -> None:
+        self.names = names
+        self.options = options
+        self.ledger = CallLedger()
+        self.out: list[NeutralMessage] = []
+
+    def translate(self, conversation: list[Message]) -> list[NeutralMessage]:
+        for index, message in enumerate(conversation):
+            if message.role == "assistant" and self.ledger.waiting:
+                # Two assistant turns in a row: the calls of the first got no answer.
+                self.out.append(NeutralMessage(role="user", tool_results=self.ledger.unanswered()))
+            blocks = (
+                [TextBlock(text=message.content)]
+                if isinstance(message.content, str)
+                else message.content
             )
-        return {
-            "type": "image",
-            "url": f"data:{media};base64,{payload}",
-            "media_type": media,
-            "data": payload,
-        }
-    if kind == "url" and isinstance(source.get("url"), str):
-        return {"type": "image", "url": source["url"], "media_type": None, "data": None}
-    raise InvalidRequest(
-        f"invalid request: image source type must be base64 or url, got {kind!r} - at `{where}.source`"
-    )
+            if message.role == "assistant":
+                self._assistant(blocks, f"$.messages[{index}]")
+            else:
+                self._user(blocks, f"$.messages[{index}]")
+        if self.ledger.waiting:
+            self.out.append(NeutralMessage(role="user", tool_results=self.ledger.unanswered()))
+        return self.out
 
+    def _parts(self, block: ContentBlock, where: str) -> list[Part]:
+        if isinstance(block, TextBlock):
+            if not block.text:
+                return []
+            keep = self.options.cache_control and block.cache_control is not None
+            return [_text_part(block.text, block.cache_control if keep else None)]
+        if isinstance(block, ImageBlock):
+            return [image_part(block, where)]
+        if isinstance(block, DocumentBlock):
+            return [_text_part(document_text(block, self.options.documents, where))]
+        return []
 
-def _document(block: Block, options: OptionsSpec, where: str) -> dict[str, Any]:
-    source = block.get("source") or {}
-    text: str | None = None
-    if source.get("type") == "text":
-        text = source.get("data")
-    elif source.get("type") == "content":
-        text = "\n".join(_texts(source.get("content") or []))
-    if options.documents == "refuse" or not isinstance(text, str):
-        raise InvalidRequest(
-            f"invalid request: this provider cannot read {source.get('type')!r} documents; "
-            f"send the document as text - at `{where}`"
-        )
-    title = block.get("title")
-    return {"type": "text", "text": f"{title}\n\n{text}" if title else text}
-
-
-def _result_text(block: Block) -> str:
-    content = block.get("content")
-    if isinstance(content, str):
-        text = content
-    elif isinstance(content, list):
-        text = "\n".join(
-            b.get("text", "") if b.get("type") == "text" else f"[{b.get('type')} omitted]"
-            for b in content
-        )
-    else:
-        text = ""
-    return f"Error: {text}" if block.get("is_error") else text
-
-
-def _messages(
-    conversation: list[Message], names: ToolNames, options: OptionsSpec
-) -> list[dict[str, Any]]:
-    out: list[dict[str, Any]] = []
-    seen_ids: set[str] = set()
-    id_map: dict[str, str] = {}
-    pending: list[str] = []  # ids of the last assistant turn's calls awaiting results
-    for index, message in enumerate(conversation):
-        where = f"$.messages[{index}]"
-        blocks: list[Block] = (
-            [{"type": "text", "text": message.content}]
-            if isinstance(message.content, str)
-            else message.content
-        )
-        parts: list[dict[str, Any]] = []
-        calls: list[dict[str, Any]] = []
-        results: list[dict[str, Any]] = []
+    def _assistant(self, blocks: list[ContentBlock], where: str) -> None:
+        parts: list[Part] = []
+        calls: list[ToolCall] = []
+        thinking: list[str] = []
         for j, block in enumerate(blocks):
-            kind = block.get("type")
-            at = f"{where}.content[{j}]"
-            if kind == "text":
-                if block.get("text"):
-                    part: dict[str, Any] = {"type": "text", "text": block["text"]}
-                    if options.cache_control and "cache_control" in block:
-                        part["cache_control"] = block["cache_control"]
-                    parts.append(part)
-            elif kind == "image":
-                parts.append(_image(block, at))
-            elif kind == "document":
-                parts.append(_document(block, options, at))
-            elif kind == "tool_use" and message.role == "assistant":
-                raw_id = str(block.get("id") or "")
-                new_id = safe_tool_id(raw_id, seen_ids, len(seen_ids))
-                id_map[raw_id] = new_id
-                tool_input = block.get("input") or {}
+            if isinstance(block, ToolUseBlock):
                 calls.append(
-                    {
-                        "id": new_id,
-                        "name": names.upstream(str(block.get("name") or "")),
-                        "input": tool_input,
-                        "arguments": _encode(tool_input).decode(),
-                    }
+                    ToolCall(
+                        id=self.ledger.call(block.id),
+                        name=self.names.upstream(block.name),
+                        input=block.input,
+                        arguments=_encode(block.input).decode(),
+                    )
                 )
-            elif kind == "tool_result" and message.role == "user":
-                raw_id = str(block.get("tool_use_id") or "")
-                mapped = id_map.get(raw_id)
-                if mapped is not None and mapped in pending:
-                    pending.remove(mapped)
+            elif isinstance(block, ThinkingBlock):
+                if block.thinking:
+                    thinking.append(block.thinking)
+            else:
+                parts.extend(self._parts(block, f"{where}.content[{j}]"))
+        # Thinking goes back only where the upstream needs it (DeepSeek's tool loops).
+        reasoning = "\n\n".join(thinking) if thinking and self.options.thinking_history == "send" else None
+        self._append("assistant", parts, calls, [], reasoning)
+
+    def _user(self, blocks: list[ContentBlock], where: str) -> None:
+        parts: list[Part] = []
+        results: list[ToolResult] = []
+        for j, block in enumerate(blocks):
+            at = f"{where}.content[{j}]"
+            if isinstance(block, ToolResultBlock):
+                answered = self.ledger.answer(block.tool_use_id)
+                text, images = result_parts(block, self.options.documents, at)
+                if answered is not None:
                     results.append(
-                        {
-                            "tool_use_id": mapped,
-                            "content": _result_text(block),
-                            "is_error": bool(block.get("is_error")),
-                        }
+                        ToolResult(
+                            tool_use_id=answered, content=text, is_error=block.is_error, images=images
+                        )
                     )
                 else:
-                    # An orphan result answers no call: keep its text, as user text.
-                    parts.append(
-                        {"type": "text", "text": f"[tool result {raw_id}]\n{_result_text(block)}"}
-                    )
-            # thinking, redacted_thinking and server tool blocks have no upstream form.
-        if pending and message.role == "user":
-            for missing in pending:
-                results.append(
-                    {
-                        "tool_use_id": missing,
-                        "content": "Error: no result was returned for this call",
-                        "is_error": True,
-                    }
-                )
-        if message.role == "user" or pending:
-            pending = []
-        if message.role == "assistant":
-            pending = [c["id"] for c in calls]
+                    # An orphan result answers no call: keep what it says, as user content.
+                    parts.append(_text_part(f"[tool result {block.tool_use_id}]\n{text}"))
+                    parts.extend(images)
+            else:
+                parts.extend(self._parts(block, at))
+        results.extend(self.ledger.unanswered())
+        self._append("user", parts, [], results, None)
+
+    def _append(
+        self,
+        role: str,
+        parts: list[Part],
+        calls: list[ToolCall],
+        results: list[ToolResult],
+        reasoning: str | None,
+    ) -> None:
         if not (parts or calls or results):
-            continue
-        all_text = all(p["type"] == "text" and "cache_control" not in p for p in parts)
-        out.append(
-            {
-                "role": message.role,
-                "parts": parts,
-                "text": "\n\n".join(p["text"] for p in parts) if all_text and parts else None,
-                "tool_calls": calls,
-                "tool_results": results,
-            }
+            return
+        texts = [p.text for p in parts if isinstance(p, TextPart) and p.cache_control is None]
+        plain = len(texts) == len(parts)
+        self.out.append(
+            NeutralMessage(
+                role="user" if role == "user" else "assistant",
+                parts=parts,
+                text="\n\n".join(texts) if plain and parts else None,
+                tool_calls=calls,
+                tool_results=results,
+                reasoning=reasoning,
+            )
         )
-    return out
+
+
+def _text_part(text: str, cache_control: dict[str, Any] | None = None) -> Part:
+    return TextPart(text=text, cache_control=cache_control)

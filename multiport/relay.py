@@ -1,27 +1,90 @@
 """Upstream stream bytes → Anthropic SSE frames: framing, the stream template, pings.
 
 Nothing provider-specific: the framing (`sse` or `ndjson`) and the stream template come
-from the provider's wire format; the state machine is in `streaming.py`.
+from the provider's wire format; the rules are in `streaming.py`. A failure raises an
+`ApiError`; the engine turns it into the one `error` event that ends the stream.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator, Iterable
 from typing import Any
 
 import httpx
 import msgspec
 
-from .errors import ApiError, UpstreamProtocolError
-from .streaming import LineFramer, StreamState, error_frame, sse_frame
+from .errors import (
+    ApiError,
+    TemplateInputError,
+    UpstreamProtocolError,
+    UpstreamStreamError,
+    UpstreamTimeout,
+)
+from .framing import LineFramer
+from .scrub import Scrubber, error_event, excerpt
+from .streaming import StreamState, encode_events, sse_frame
 from .templates import CompiledTemplate
 
-__all__ = ["translate_stream"]
+__all__ = ["ending_in_error_event", "translate_stream"]
+
+log = logging.getLogger("multiport.relay")
 
 _decode = msgspec.json.decode
 _PING = sse_frame("ping", {"type": "ping"})
+_DONE = b"[DONE]"
+
+
+class _Translator:
+    """Payloads → frames; `ended` once the upstream said its stream is over."""
+
+    def __init__(
+        self, state: StreamState, template: CompiledTemplate, context: dict[str, Any], host: str
+    ) -> None:
+        self.state = state
+        self.template = template
+        self.context = context
+        self.host = host
+        self.ended = False
+
+    def frames(self, payloads: Iterable[bytes]) -> bytes:
+        out = []
+        for payload in payloads:
+            if self.ended:
+                break  # nothing after the end counts; some servers keep the connection open
+            if payload.strip() == _DONE:
+                self.ended = True
+                break
+            out.extend(self._one(payload))
+        return encode_events(out) if out else b""
+
+    def _one(self, payload: bytes) -> list[dict[str, Any]]:
+        chunk = _chunk(payload, self.host)
+        if not isinstance(chunk, dict):
+            return []
+        try:
+            event = self.template.render(chunk=chunk, **self.context)
+        except TemplateInputError as exc:
+            raise UpstreamProtocolError(
+                f"the upstream {self.host} sent a chunk the stream template cannot read: "
+                f"{exc.message}"
+            ) from None
+        if event is None:
+            return []
+        if event.done:
+            self.ended = True
+        return self.state.feed(event)
+
+
+def _chunk(payload: bytes, host: str) -> Any:
+    try:
+        return _decode(payload)
+    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
+        raise UpstreamProtocolError(
+            f"the upstream {host} sent an invalid stream chunk: {excerpt(payload)}"
+        ) from None
 
 
 async def translate_stream(
@@ -32,74 +95,58 @@ async def translate_stream(
     *,
     framing: str,
     ping_interval: float,
+    host: str,
 ) -> AsyncIterator[bytes]:
     """Upstream stream bytes → Anthropic SSE frames, with pings during silences.
 
-    An upstream error inside the stream, a broken connection, or an end without a finish
-    reason becomes one `error` event; nothing follows it.
+    Raises an `ApiError` when the upstream reports an error, breaks, goes silent, or ends
+    without a finish reason; a torn last line after the finish reason is not a failure.
     """
     framer = LineFramer(framing)
-    ended = False  # the upstream said its stream is over ([DONE], or a `done` event)
-
-    def translate(payloads: Iterable[bytes]) -> bytes:
-        nonlocal ended
-        out = []
-        for payload in payloads:
-            if ended:
-                break  # nothing after the end counts; some servers keep the connection open
-            if payload.strip() == b"[DONE]":
-                ended = True
-                break
-            out.append(translate_one(payload))
-        return b"".join(out)
-
-    def translate_one(payload: bytes) -> bytes:
-        try:
-            chunk = _decode(payload)
-        except msgspec.DecodeError as exc:
-            raise UpstreamProtocolError(
-                f"the upstream sent an invalid stream chunk: {payload[:120]!r}"
-            ) from exc
-        if not isinstance(chunk, dict):
-            return b""
-        event = template.render(chunk=chunk, **context)
-        if not isinstance(event, dict):
-            return b""
-        if event.get("done"):
-            nonlocal ended
-            ended = True
-        return state.feed(event)
-
-    yield state.start()
+    translator = _Translator(state, template, context, host)
+    yield encode_events([state.start()])
     try:
         async for raw in _with_pings(source, ping_interval):
             if raw is None:
                 yield _PING
                 continue
-            out = translate(framer.feed(raw))
+            out = translator.frames(framer.feed(raw))
             if out:
                 yield out
-            if ended:
+            if translator.ended:
                 break
         else:
-            out = translate(framer.close())
+            out = translator.frames(framer.close())
             if out:
                 yield out
-    except UpstreamProtocolError as exc:
+    except UpstreamProtocolError:
         if state.stop_reason is None:
-            yield error_frame(exc.error_type, exc.message)
-            return
+            raise
         # A torn last line after the finish reason loses nothing the client needs.
-    except ApiError as exc:
-        yield error_frame(exc.error_type, exc.message)
-        return
     except httpx.TimeoutException:
-        yield error_frame("timeout_error", "the upstream went silent mid-stream")
-        return
+        raise UpstreamTimeout(f"the upstream {host} went silent mid-stream") from None
     except httpx.HTTPError as exc:
-        yield error_frame("api_error", f"the upstream stream broke: {type(exc).__name__}")
-        return
-    yield state.finish()
+        raise UpstreamStreamError(
+            f"the upstream {host} stream broke: {type(exc).__name__}"
+        ) from None
+    yield encode_events(state.finish())
+
+
+async def ending_in_error_event(
+    frames: AsyncIterator[bytes], scrub: Scrubber, provider: str
+) -> AsyncIterator[bytes]:
+    """The frames; any failure ends them with one `error` event and one log line."""
+    try:
+        async for frame in frames:
+            yield frame
+    except ApiError as exc:
+        log.warning("%s: stream failed: %s", provider, scrub(exc.message))
+        yield error_event(exc.error_type, exc.message, scrub)
+    except Exception as exc:  # noqa: BLE001 - a stream ends with an event, never a cut
+        detail = f"{type(exc).__name__}: {' '.join(str(exc).split())[:300]}"
+        log.error("%s: stream failed unexpectedly: %s", provider, scrub(detail))
+        message = f"the gateway failed mid-stream ({type(exc).__name__}); see its log"
+        yield error_event("api_error", message, scrub)
 
 
 async def _with_pings(source: AsyncIterator[bytes], interval: float) -> AsyncIterator[bytes | None]:

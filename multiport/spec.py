@@ -20,6 +20,7 @@ __all__ = [
     "ProviderSpec",
     "TemplateFile",
     "TimeoutsSpec",
+    "ToolStreamSpec",
     "WireSpec",
 ]
 
@@ -175,6 +176,33 @@ class WireSpec(_Spec, frozen=True, forbid_unknown_fields=True, kw_only=True):
     ] = None
 
 
+class ToolStreamSpec(_Spec, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """How the upstream streams tool calls; the defaults fit OpenAI's own streams."""
+
+    arguments: Annotated[
+        Literal["deltas", "snapshots"],
+        Meta(
+            description="`deltas`: each piece of arguments is appended (OpenAI). "
+            "`snapshots`: each piece repeats all arguments so far; only the new suffix is sent."
+        ),
+    ] = "deltas"
+    reused_index: Annotated[
+        Literal["new-call-on-new-id", "same-call"],
+        Meta(
+            description="A piece with a name and a new id on an index that already has a "
+            "call: `new-call-on-new-id` starts a new call (servers that give every call "
+            "index 0); `same-call` continues the call already there."
+        ),
+    ] = "new-call-on-new-id"
+    arguments_before_name: Annotated[
+        Literal["hold", "error"],
+        Meta(
+            description="Arguments that arrive before the call's name: `hold` them until "
+            "the name comes; `error` ends the stream with an error event."
+        ),
+    ] = "hold"
+
+
 class OptionsSpec(_Spec, frozen=True, forbid_unknown_fields=True, kw_only=True):
     """Named quirks that the engine and the templates understand."""
 
@@ -239,6 +267,25 @@ class OptionsSpec(_Spec, frozen=True, forbid_unknown_fields=True, kw_only=True):
     forward_headers: Annotated[
         list[str], Meta(description="Client request headers forwarded to the upstream as is.")
     ] = []
+    server_tools: Annotated[
+        Literal["reject", "drop"],
+        Meta(
+            description="Server tools (`web_search_…`, `code_execution_…`) that only "
+            "Anthropic runs: `reject` answers 400 naming the tool; `drop` leaves them out "
+            "and says so in the `multiport-dropped-tools` response header."
+        ),
+    ] = "reject"
+    thinking_history: Annotated[
+        Literal["drop", "send"],
+        Meta(
+            description="Thinking blocks of earlier assistant turns: `drop` them, or `send` "
+            "their text as the turn's `reasoning` (`reasoning_content` in openai-chat; "
+            "DeepSeek and Kimi thinking-mode tool loops need it)."
+        ),
+    ] = "drop"
+    tool_stream: Annotated[
+        ToolStreamSpec, Meta(description="How the upstream streams tool calls.")
+    ] = ToolStreamSpec()
     ping_interval: Annotated[
         float, Meta(gt=0, description="Seconds of upstream silence before a `ping` event.")
     ] = 12.0

@@ -7,7 +7,7 @@ attributes whose names start with an underscore.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import jinja2
@@ -15,15 +15,35 @@ import msgspec
 from jinja2 import nodes
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-from .errors import TemplateRenderError
+from .contracts import RenderedAnswer, StreamEvent
+from .errors import TemplateInputError, TemplateRenderError
 
-__all__ = ["TEMPLATE_VARIABLES", "CompiledTemplate", "TemplateProblem", "compile_template"]
+__all__ = [
+    "CONTRACTS",
+    "TEMPLATE_VARIABLES",
+    "CompiledTemplate",
+    "TemplateProblem",
+    "compile_template",
+]
 
 # What each kind of template may read; nothing else is in scope.
 TEMPLATE_VARIABLES: dict[str, frozenset[str]] = {
     "request": frozenset({"request", "options", "model"}),
     "response": frozenset({"response", "request", "options", "model"}),
     "stream": frozenset({"chunk", "request", "options", "model"}),
+}
+
+# What each kind of template renders; output is decoded into it strictly.
+CONTRACTS: dict[str, Any] = {
+    "request": dict[str, Any],
+    "response": RenderedAnswer,
+    "stream": StreamEvent | None,
+}
+_CONTRACT_NAMES = {"request": "request body", "response": "answer", "stream": "stream event"}
+_DECODERS = {kind: msgspec.json.Decoder(contract) for kind, contract in CONTRACTS.items()}
+_FIELDS = {
+    "response": ", ".join(RenderedAnswer.__struct_fields__),
+    "stream": ", ".join(StreamEvent.__struct_fields__),
 }
 
 _BUILTIN_NAMES = frozenset({"loop", "caller", "varargs", "kwargs", "true", "false", "none"})
@@ -90,24 +110,38 @@ class CompiledTemplate:
     kind: str
     template: jinja2.Template
 
+    decoder: msgspec.json.Decoder[Any] = field(repr=False)
+
     def render(self, **context: Any) -> Any:
-        """Render to text and decode it as JSON; every failure names template and line."""
+        """Render and decode into the kind's contract; every failure names template and line.
+
+        A request template's failure is the gateway's (500). A response or stream template
+        that cannot read what the upstream sent raises `TemplateInputError`, for the caller
+        to report as the upstream's fault; output that breaks the contract is the
+        template's fault (500), whatever the input.
+        """
         try:
             text = self.template.render(**context)
-        except jinja2.TemplateError as exc:
-            raise TemplateRenderError(
-                f"template {self.name} failed at line {_error_line(exc, self.name)}: {exc}"
-            ) from exc
-        except (TypeError, ValueError, KeyError, AttributeError, ZeroDivisionError) as exc:
-            raise TemplateRenderError(
-                f"template {self.name} failed at line {_error_line(exc, self.name)}: {exc}"
-            ) from exc
+        except Exception as exc:  # noqa: BLE001 - any failure of user code is reported
+            message = f"template {self.name} failed at line {_error_line(exc, self.name)}: " + (
+                _one_line(exc)
+            )
+            if self.kind == "request":
+                raise TemplateRenderError(message) from None
+            raise TemplateInputError(message) from None
         try:
-            return _decode(text)
-        except msgspec.DecodeError as exc:
+            return self.decoder.decode(text)
+        except msgspec.ValidationError as exc:
+            top_level = "unknown field" in str(exc) and " - at " not in str(exc)
+            hint = f"; its fields are {_FIELDS[self.kind]}" if top_level else ""
             raise TemplateRenderError(
-                f"template {self.name} rendered invalid JSON ({exc}): {text[:200]!r}"
-            ) from exc
+                f"template {self.name} rendered an invalid {_CONTRACT_NAMES[self.kind]}: "
+                f"{exc}{hint}"
+            ) from None
+        except (msgspec.DecodeError, RecursionError) as exc:
+            raise TemplateRenderError(
+                f"template {self.name} rendered invalid JSON ({_one_line(exc)}): {text[:200]!r}"
+            ) from None
 
 
 def compile_template(
@@ -147,7 +181,12 @@ def compile_template(
     env = _TRUSTED_ENV if trusted else _ENV
     code = env.compile(tree, name=name, filename=name)  # the tree parsed above, not again
     template = env.template_class.from_code(env, code, env.make_globals(None), None)
-    return CompiledTemplate(name, kind, template), []
+    return CompiledTemplate(name, kind, template, _DECODERS[kind]), []
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text[:300]
 
 
 def _const(node: nodes.Node | None) -> Any:

@@ -16,8 +16,6 @@ def _count(node: Any) -> tuple[int, int]:
     """Characters of text and number of images under `node`."""
     if isinstance(node, str):
         return len(node), 0
-    if isinstance(node, msgspec.Struct):
-        node = msgspec.structs.asdict(node)
     if isinstance(node, list):
         chars = images = 0
         for item in node:
@@ -42,6 +40,7 @@ def _count(node: Any) -> tuple[int, int]:
 
 def estimate_tokens(system: Any, messages: list[Any], tools: list[Any] | None) -> int:
     """About 3.5 characters a token for English and code, plus framing per message."""
-    chars, images = _count([system, messages, tools or []])
+    # Plain data keeps the block types (`image`) that the typed request holds as tags.
+    chars, images = _count(msgspec.to_builtins([system, messages, tools or []]))
     framing = 4 * len(messages) + (10 if system else 0)
     return max(1, int(chars / 3.5) + images * _IMAGE_TOKENS + framing)

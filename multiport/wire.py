@@ -11,17 +11,14 @@ import msgspec
 import yaml
 
 from ._yamlsource import Path
-from .anthropic_wire import decode_messages
-from .errors import ApiError, Problem
+from .errors import Problem
 from .loader import LoadedFile
-from .normalize import build_neutral
 from .spec import ProviderSpec, TemplateFile, WireSpec
 from .templates import CompiledTemplate, TemplateProblem, compile_template
 
-__all__ = ["DIALECTS", "Wire", "compile_wire", "render_samples", "sample_requests"]
+__all__ = ["DIALECTS", "Wire", "compile_wire"]
 
 _DIALECT_DIR = resources.files("multiport") / "dialects"
-_SAMPLE_DIR = resources.files("multiport") / "samples"
 DIALECTS = tuple(
     sorted(p.name.removesuffix(".yaml") for p in _DIALECT_DIR.iterdir() if p.name.endswith(".yaml"))
 )
@@ -133,43 +130,3 @@ def _compile_cached(
 ) -> tuple[CompiledTemplate | None, list[TemplateProblem]]:
     # Built-in dialect templates are shared by many providers: compile each once.
     return compile_template(text, name, kind, trusted=trusted)
-
-
-def sample_requests() -> dict[str, bytes]:
-    """The sample Anthropic requests shipped with the package, by name."""
-    return {
-        p.name: p.read_bytes()
-        for p in sorted(_SAMPLE_DIR.iterdir(), key=lambda p: p.name)
-        if p.name.endswith(".json")
-    }
-
-
-def render_samples(loaded: LoadedFile, spec: ProviderSpec, wire: Wire) -> None:
-    template = wire.request
-    assert template is not None
-    options = msgspec.to_builtins(spec.options)
-    for sample, body in sample_requests().items():
-        request = decode_messages(body)
-        for stream in (False, True):
-            request.stream = stream
-            try:
-                neutral = build_neutral(
-                    request,
-                    target="sample-model",
-                    options=spec.options,
-                    strip_keys=frozenset(spec.options.strip_schema_keys),
-                    max_tokens_field=spec.options.max_tokens_field,
-                    output_limit=None,
-                )
-                rendered = template.render(
-                    request=neutral.data, options=options, model="sample-model"
-                )
-            except ApiError as exc:
-                loaded.problem(("wire", "request"), f"{exc.message} (sample request {sample})")
-                return
-            if not isinstance(rendered, dict):
-                loaded.problem(
-                    ("wire", "request"),
-                    f"template {template.name} must render a JSON object, got {type(rendered).__name__} (sample request {sample})",
-                )
-                return

@@ -130,7 +130,9 @@ def test_upstream_garbage_is_502_not_success(
     assert response.json()["type"] == "error"
 
 
-def test_template_failure_names_template(tmp_path: Path, respx_mock: respx.MockRouter) -> None:
+def test_an_answer_the_template_cannot_read_is_the_upstreams_fault(
+    tmp_path: Path, respx_mock: respx.MockRouter
+) -> None:
     (tmp_path / "p.yaml").write_text(
         PROVIDER.replace("{options}", "{}")
         + 'wire:\n  dialect: openai-chat\n  response: |\n    {"content": [],\n    "x": {{ response.choices[5] }}}\n'
@@ -139,8 +141,11 @@ def test_template_failure_names_template(tmp_path: Path, respx_mock: respx.MockR
     respx_mock.post(f"{UPSTREAM}/chat/completions").respond(json={"choices": []})
     with TestClient(create_app(provider, transport=httpx.AsyncHTTPTransport())) as client:
         response = _ask(client)
-    assert response.status_code == 500
-    assert "template p:response failed at line 2" in response.json()["error"]["message"]
+    assert response.status_code == 502
+    error = response.json()["error"]
+    assert error["type"] == "api_error"
+    assert "upstream upstream.test" in error["message"]
+    assert "template p:response failed at line 2" in error["message"]
 
 
 def test_cannot_stream_upstream_is_replayed(tmp_path: Path, respx_mock: respx.MockRouter) -> None:
@@ -378,9 +383,9 @@ def test_response_without_choices_is_an_error_not_a_success(
 async def test_stream_stops_at_done_even_if_the_connection_stays_open(tmp_path: Path) -> None:
     import asyncio
 
-    from multiport.normalize import ToolNames
     from multiport.relay import translate_stream
     from multiport.streaming import StreamState
+    from multiport.toolids import ToolNames
 
     provider = _provider(tmp_path)
 
@@ -397,6 +402,7 @@ async def test_stream_stops_at_done_even_if_the_connection_stays_open(tmp_path: 
         {"request": {}, "options": {}, "model": "m"},
         framing="sse",
         ping_interval=30,
+        host="upstream.test",
     )
 
     async def collect() -> bytes:

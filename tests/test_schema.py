@@ -66,3 +66,9 @@ def test_every_field_is_documented() -> None:
         if f"`{n.replace('.[].', '[].')}`" not in doc
     ]
     assert not missing, f"docs/provider-configuration.md lacks {missing}"
+
+
+def test_generated_field_tables_match_the_code() -> None:
+    from multiport.docgen import refresh_docs
+
+    assert refresh_docs(ROOT / "docs", write=False) == [], "run `multiport schema --docs docs`"

@@ -11,10 +11,13 @@ import msgspec
 import pytest
 
 from multiport.compile import load_providers
-from multiport.normalize import ToolNames
-from multiport.relay import translate_stream
+from multiport.contracts import StreamEvent, ToolCallDelta
+from multiport.framing import LineFramer
+from multiport.relay import ending_in_error_event, translate_stream
+from multiport.scrub import Scrubber
 from multiport.spec import OptionsSpec
-from multiport.streaming import LineFramer, StreamState
+from multiport.streaming import StreamState, encode_events
+from multiport.toolids import ToolNames
 
 from .stream_checker import check_stream, parse_sse
 
@@ -35,18 +38,22 @@ async def _pieces(raw: bytes, size: int) -> AsyncIterator[bytes]:
 
 async def _run(case: dict[str, Any], tmp_path: Path) -> bytes:
     options = msgspec.convert(case.get("options", {}), OptionsSpec)
-    state = StreamState("claude-test", ToolNames(64), 5, options.reasoning == "thinking")
+    state = StreamState(
+        "claude-test", ToolNames(64), 5, options.reasoning == "thinking", options.tool_stream
+    )
     context = {"request": {}, "options": msgspec.to_builtins(options), "model": "upstream-model"}
     raw = case["raw"].encode("utf-8")
     out = b""
-    async for frame in translate_stream(
+    frames = translate_stream(
         _pieces(raw, case.get("chunk_size", 64)),
         state,
         _template(case["dialect"], tmp_path),
         context,
         framing=case["framing"],
         ping_interval=30,
-    ):
+        host="upstream.test",
+    )
+    async for frame in ending_in_error_event(frames, Scrubber(), "test"):
         out += frame
     return out
 
@@ -97,11 +104,11 @@ def test_ndjson_framer_last_line_without_newline() -> None:
 def test_nothing_after_finish() -> None:
     state = StreamState("m", ToolNames(64))
     state.start()
-    state.feed({"text": "a", "stop_reason": "end_turn"})
-    end = state.finish()
+    state.feed(StreamEvent(text="a", stop_reason="end_turn"))
+    end = encode_events(state.finish())
     assert end.endswith(b'event: message_stop\ndata: {"type":"message_stop"}\n\n')
-    assert state.feed({"text": "late"}) == b""
-    assert state.finish() == b""
+    assert state.feed(StreamEvent(text="late")) == []
+    assert state.finish() == []
 
 
 def test_long_tool_names_are_restored_in_stream() -> None:
@@ -110,15 +117,12 @@ def test_long_tool_names_are_restored_in_stream() -> None:
     short = names.upstream(long_name)
     assert len(short) <= 64
     state = StreamState("m", names)
-    frames = (
-        state.start()
-        + state.feed(
-            {
-                "tool_calls": [{"index": 0, "id": "c1", "name": short, "arguments": "{}"}],
-                "stop_reason": "tool_use",
-            }
-        )
-        + state.finish()
-    )
+    piece = ToolCallDelta(index=0, id="c1", name=short, arguments="{}")
+    events = [
+        state.start(),
+        *state.feed(StreamEvent(tool_calls=[piece], stop_reason="tool_use")),
+        *state.finish(),
+    ]
+    frames = encode_events(events)
     message = check_stream(parse_sse(frames))
     assert message["content"][0]["name"] == long_name

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from pathlib import Path
@@ -12,6 +13,7 @@ import pytest
 
 from multiport.anthropic_wire import decode_messages
 from multiport.compile import Provider, load_providers
+from multiport.errors import InvalidRequest
 from multiport.normalize import build_neutral
 
 from .conftest import DATA, PROVIDERS_DIR
@@ -44,11 +46,12 @@ def render(
         strip_keys=provider.strip_keys,
         max_tokens_field=provider.max_tokens_field(target),
         output_limit=provider.output_limit(target, None),
+        stream=request.stream,
     )
     template = provider.wire.request
     assert template is not None
     rendered: dict[str, Any] = template.render(
-        request=neutral.data, options=msgspec.to_builtins(provider.spec.options), model=target
+        request=msgspec.to_builtins(neutral.request), options=msgspec.to_builtins(provider.spec.options), model=target
     )
     return rendered
 
@@ -147,13 +150,33 @@ def test_tool_results_go_right_after_calls_and_orphans_become_text() -> None:
     assert "boo" in out["messages"][4]["content"]
 
 
-def test_tool_choice_and_parallel_and_server_tools() -> None:
+def _with_options(provider: Provider, **options: Any) -> Provider:
+    spec = provider.spec
+    new = msgspec.structs.replace(spec, options=msgspec.structs.replace(spec.options, **options))
+    return dataclasses.replace(provider, spec=new)
+
+
+def test_server_tools_are_refused_by_default_naming_the_tool_and_the_option() -> None:
     tools = [
         {"name": "a", "description": "d", "input_schema": {"type": "object"}},
         {"type": "web_search_20250305", "name": "web_search", "max_uses": 3},
     ]
+    with pytest.raises(InvalidRequest) as caught:
+        render(PROVIDERS["openai"], _body(tools=tools))
+    assert caught.value.status_code == 400
+    assert "'web_search'" in caught.value.message
+    assert "options.server_tools: drop" in caught.value.message
+    assert "$.tools[1]" in caught.value.message
+
+
+def test_tool_choice_and_parallel_and_dropped_server_tools() -> None:
+    tools = [
+        {"name": "a", "description": "d", "input_schema": {"type": "object"}},
+        {"type": "web_search_20250305", "name": "web_search", "max_uses": 3},
+    ]
+    dropping = _with_options(PROVIDERS["openai"], server_tools="drop")
     out = render(
-        PROVIDERS["openai"],
+        dropping,
         _body(
             tools=tools,
             tool_choice={"type": "tool", "name": "a", "disable_parallel_tool_use": True},
@@ -162,11 +185,9 @@ def test_tool_choice_and_parallel_and_server_tools() -> None:
     assert [t["function"]["name"] for t in out["tools"]] == ["a"]
     assert out["tool_choice"] == {"type": "function", "function": {"name": "a"}}
     assert out["parallel_tool_calls"] is False
-    dropped = render(
-        PROVIDERS["openai"], _body(tools=tools, tool_choice={"type": "tool", "name": "web_search"})
-    )
+    dropped = render(dropping, _body(tools=tools, tool_choice={"type": "tool", "name": "web_search"}))
     assert "tool_choice" not in dropped
-    none = render(PROVIDERS["openai"], _body(tools=tools, tool_choice={"type": "none"}))
+    none = render(dropping, _body(tools=tools, tool_choice={"type": "none"}))
     assert none["tool_choice"] == "none"
 
 

@@ -39,7 +39,15 @@ EXPECTED: dict[str, tuple[int, str]] = {
     "template-dunder.yaml": (6, "template reaches for `__class__`"),
     "template-env.yaml": (6, "template uses `environ`, which it cannot see"),
     "template-getitem-dunder.yaml": (6, "template reaches for `__init__`"),
-    "template-not-object.yaml": (5, "must render a JSON object, got list"),
+    "template-not-object.yaml": (5, "rendered an invalid request body: Expected `object`, got `array`"),
+    "stream-template-typo.yaml": (
+        5,
+        "template stream-template-typo:stream rendered an invalid stream event: Object contains unknown field `stop_reasn`",
+    ),
+    "response-template-typo.yaml": (
+        5,
+        "template response-template-typo:response rendered an invalid answer: Object contains unknown field `usgae`",
+    ),
     "template-file-missing.yaml": (6, "template file"),
     "template-render-error.yaml": (5, "failed at line 1: division by zero"),
     "unknown-dialect.yaml": (4, "unknown dialect 'openai-chatt'; built-in dialects: anthropic"),

@@ -1,0 +1,45 @@
+"""The one place that decides an answer's stop reason and usage, streamed or not."""
+
+from __future__ import annotations
+
+from .contracts import StopReason, Usage
+
+__all__ = ["estimate_output_tokens", "final_stop_reason", "final_usage"]
+
+_CHARS_PER_TOKEN = 3.5  # the same ratio as the input estimate (tokens.py)
+
+
+def final_stop_reason(reported: StopReason, has_tool_use: bool) -> StopReason:
+    """What the client is told: a tool call makes an ordinary finish `tool_use`.
+
+    Upstreams that say `stop` after tool calls (Gemini's and Ollama's OpenAI endpoints)
+    still get their calls run; a `tool_use` with no call is an ordinary finish. A cut-off
+    (`max_tokens`) or a refusal stays what it is, so the client knows the call may be whole.
+    """
+    if reported == "end_turn" and has_tool_use:
+        return "tool_use"
+    if reported == "tool_use" and not has_tool_use:
+        return "end_turn"
+    return reported
+
+
+def estimate_output_tokens(generated_chars: int) -> int:
+    """Tokens for text the upstream generated but did not count."""
+    if generated_chars <= 0:
+        return 0
+    return max(1, round(generated_chars / _CHARS_PER_TOKEN))
+
+
+def final_usage(reported: Usage | None, input_estimate: int, generated_chars: int) -> dict[str, int]:
+    """Anthropic usage; an input or output count that is missing or zero is estimated."""
+    usage = reported or Usage()
+    cached = usage.cache_read_input_tokens or 0
+    # Zero input beside cached tokens is real (all of the prompt was cached); otherwise
+    # zero means the upstream did not count.
+    input_tokens = usage.input_tokens if usage.input_tokens or cached else input_estimate
+    return {
+        "input_tokens": input_tokens or 0,
+        "output_tokens": usage.output_tokens or estimate_output_tokens(generated_chars),
+        "cache_creation_input_tokens": usage.cache_creation_input_tokens or 0,
+        "cache_read_input_tokens": cached,
+    }

@@ -1,0 +1,53 @@
+"""Tool calls paired with their results, turn by turn.
+
+Strict upstreams refuse a conversation in which a call is not answered by the very next
+user turn, or in which a result answers no call. The ledger keeps the calls of the last
+assistant turn that still wait, so the normalizer can place each result right after its
+call, turn an orphan result into text, and answer every call that got no result.
+"""
+
+from __future__ import annotations
+
+from .contracts import ToolResult
+from .toolids import ToolIds
+
+__all__ = ["NO_RESULT", "CallLedger"]
+
+NO_RESULT = "Error: no result was returned for this call"
+
+
+class CallLedger:
+    """The calls of the last assistant turn, until the next user turn answers them."""
+
+    def __init__(self) -> None:
+        self._ids = ToolIds()
+        self._by_raw: dict[str, str] = {}
+        self._waiting: dict[str, None] = {}  # safe ids, in call order
+
+    def call(self, raw_id: str) -> str:
+        """Record a call of the current assistant turn; the safe id to send upstream."""
+        safe = self._ids.claim(raw_id)
+        self._by_raw[raw_id] = safe
+        self._waiting[safe] = None
+        return safe
+
+    def answer(self, raw_id: str) -> str | None:
+        """The safe id of the waiting call `raw_id` answers, or None for an orphan."""
+        safe = self._by_raw.get(raw_id)
+        if safe is None or safe not in self._waiting:
+            return None
+        del self._waiting[safe]
+        return safe
+
+    @property
+    def waiting(self) -> bool:
+        return bool(self._waiting)
+
+    def unanswered(self) -> list[ToolResult]:
+        """Error results for every call still waiting; the ledger is then empty."""
+        results = [
+            ToolResult(tool_use_id=safe, content=NO_RESULT, is_error=True)
+            for safe in self._waiting
+        ]
+        self._waiting.clear()
+        return results

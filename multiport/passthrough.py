@@ -1,0 +1,43 @@
+"""An Anthropic upstream's stream, passed through event by event with secrets scrubbed."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import httpx
+
+from .errors import UpstreamStreamError, UpstreamTimeout
+from .scrub import Scrubber
+
+__all__ = ["passthrough_stream"]
+
+_MAX_HELD = 1 << 20  # an event larger than this is passed on in pieces
+
+
+async def passthrough_stream(
+    source: AsyncIterator[bytes], scrub: Scrubber, host: str
+) -> AsyncIterator[bytes]:
+    """The upstream's bytes, cut at event boundaries so no secret is split between reads."""
+    held = b""
+    try:
+        async for chunk in source:
+            held += chunk
+            cut = _boundary(held)
+            if cut == -1:
+                if len(held) < _MAX_HELD:
+                    continue
+                cut = len(held)
+            yield scrub.bytes(held[:cut])
+            held = held[cut:]
+    except httpx.TimeoutException:
+        raise UpstreamTimeout(f"the upstream {host} went silent mid-stream") from None
+    except httpx.HTTPError as exc:
+        raise UpstreamStreamError(f"the upstream {host} stream broke: {type(exc).__name__}") from None
+    if held:
+        yield scrub.bytes(held)
+
+
+def _boundary(data: bytes) -> int:
+    """Where the last complete event ends, or -1."""
+    lf, crlf = data.rfind(b"\n\n"), data.rfind(b"\r\n\r\n")
+    return max(lf + 2 if lf != -1 else -1, crlf + 4 if crlf != -1 else -1)
