@@ -208,6 +208,8 @@ class CountTokensRequest(msgspec.Struct, kw_only=True):
     messages: list[Message]
     system: str | list[TextBlock] | None = None
     tools: list[ToolParam] | None = None
+    tool_choice: ToolChoiceParam | None = None
+    thinking: ThinkingParam | None = None
 
 
 _messages_decoder = msgspec.json.Decoder(MessagesRequest)

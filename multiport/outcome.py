@@ -10,15 +10,15 @@ _CHARS_PER_TOKEN = 3.5  # the same ratio as the input estimate (tokens.py)
 
 
 def final_stop_reason(reported: StopReason, has_tool_use: bool) -> StopReason:
-    """What the client is told: a tool call makes an ordinary finish `tool_use`.
+    """What the client is told: any tool call makes the answer `tool_use`.
 
-    Upstreams that say `stop` after tool calls (Gemini's and Ollama's OpenAI endpoints)
-    still get their calls run; a `tool_use` with no call is an ordinary finish. A cut-off
-    (`max_tokens`) or a refusal stays what it is, so the client knows the call may be whole.
+    Whatever the upstream's finish reason says (Gemini's and Ollama's OpenAI endpoints say
+    `stop` after tool calls, a cut-off says `length`), a client that got a call must run
+    it; a `tool_use` finish with no call is an ordinary `end_turn`.
     """
-    if reported == "end_turn" and has_tool_use:
+    if has_tool_use:
         return "tool_use"
-    if reported == "tool_use" and not has_tool_use:
+    if reported == "tool_use":
         return "end_turn"
     return reported
 

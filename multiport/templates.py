@@ -156,6 +156,7 @@ def compile_template(
     allowed = TEMPLATE_VARIABLES[kind]
     names = list(tree.find_all(nodes.Name))
     assigned = {n.name for n in names if n.ctx in ("store", "param")}
+    assigned |= {m.name for m in tree.find_all(nodes.Macro)}
     loaded = {n.name for n in names if n.ctx == "load"}
     for variable in sorted(loaded - assigned - allowed - _BUILTIN_NAMES - set(_ENV.globals)):
         line = _first_use(tree, variable)

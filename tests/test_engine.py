@@ -1,0 +1,359 @@
+"""The engine through its HTTP face: answers, errors and secrets, upstream mocked by respx."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import respx
+from litestar.testing import TestClient
+
+from multiport.app import create_app
+from multiport.compile import Provider, load_providers
+
+from .openai_strict import check_openai_request
+from .stream_checker import check_stream, parse_sse
+
+UPSTREAM = "http://upstream.test/v1"
+SECRET = "sk-pipeline-secret-0123456789"
+PROVIDER = f"""\
+port: 9400
+base_url: {UPSTREAM}
+auth:
+  value: Bearer ${{PIPELINE_KEY:-{SECRET}}}
+mappings:
+  - match: ^claude-
+    target: big-model
+"""
+TOOLS = [{"name": "f", "description": "", "input_schema": {"type": "object"}}]
+
+
+def provider(tmp_path: Path, extra: str = "") -> Provider:
+    (tmp_path / "p.yaml").write_text(PROVIDER + extra)
+    result = load_providers([str(tmp_path / "p.yaml")], {})
+    assert not result.errors, result.problems
+    return result.providers[0]
+
+
+@pytest.fixture
+def client(tmp_path: Path) -> Iterator[TestClient[Any]]:
+    with TestClient(create_app(provider(tmp_path), transport=httpx.AsyncHTTPTransport())) as c:
+        yield c
+
+
+def ask(client: TestClient[Any], **extra: Any) -> httpx.Response:
+    body = {
+        "model": "claude-sonnet-5-5",
+        "max_tokens": 64,
+        "messages": [{"role": "user", "content": "hi"}],
+        **extra,
+    }
+    return client.post("/v1/messages", json=body)
+
+
+def sse(*chunks: Any) -> bytes:
+    return b"".join(
+        b"data: " + (c if isinstance(c, bytes) else json.dumps(c).encode()) + b"\n\n"
+        for c in chunks
+    )
+
+
+def delta(finish: str | None = None, **fields: Any) -> dict[str, Any]:
+    return {"choices": [{"index": 0, "delta": fields, "finish_reason": finish}]}
+
+
+def stream_events(response: httpx.Response) -> list[tuple[str, dict[str, Any]]]:
+    assert response.status_code == 200, response.text
+    return parse_sse(response.content)
+
+
+# secrets (defects 1 and 13)
+
+
+def test_in_band_stream_error_is_scrubbed(
+    client: TestClient[Any], respx_mock: respx.MockRouter
+) -> None:
+    error = {"error": {"message": f"invalid key Bearer {SECRET}"}}
+    respx_mock.post(f"{UPSTREAM}/chat/completions").respond(content=sse(delta(content="a"), error))
+    events = stream_events(ask(client, stream=True))
+    check_stream(events, expect_error=True)
+    message = events[-1][1]["error"]["message"]
+    assert "invalid key" in message
+    assert SECRET not in message
+    assert "[redacted]" in message
+
+
+@pytest.mark.parametrize(
+    ("stream", "body"),
+    [
+        (False, f"<html>bad gateway for Bearer {SECRET}</html>".encode()),
+        (True, sse(delta(content="a")) + f"data: {{not json Bearer {SECRET}\n\n".encode()),
+        (True, f"data: {{not json Bearer {SECRET}\n\n".encode()),
+    ],
+    ids=["invalid-json-answer", "invalid-chunk-after-text", "invalid-first-chunk"],
+)
+def test_upstream_excerpts_are_scrubbed(
+    client: TestClient[Any], respx_mock: respx.MockRouter, stream: bool, body: bytes
+) -> None:
+    respx_mock.post(f"{UPSTREAM}/chat/completions").respond(content=body)
+    response = ask(client, stream=stream)
+    assert SECRET not in response.text
+    assert "[redacted]" in response.text
+    if stream:
+        check_stream(stream_events(response), expect_error=True)
+    else:
+        assert response.status_code == 502
+
+
+def test_passthrough_never_echoes_the_clients_own_key(
+    tmp_path: Path, respx_mock: respx.MockRouter
+) -> None:
+    (tmp_path / "a.yaml").write_text(
+        "port: 9401\nbase_url: http://anthropic.test\nauth:\n  header: x-api-key\n"
+        "  passthrough: true\nwire:\n  dialect: anthropic\nmappings:\n"
+        "  - match: ^claude-\n    target: \\g<0>\n"
+    )
+    own_key = "sk-ant-client-own-key-987654321"
+    echo = {"type": "error", "error": {"type": "authentication_error", "message": f"bad {own_key}"}}
+    respx_mock.post("http://anthropic.test/v1/messages").respond(401, json=echo)
+    passthrough = load_providers([str(tmp_path / "a.yaml")], {}).providers[0]
+    app = create_app(passthrough, transport=httpx.AsyncHTTPTransport())
+    with TestClient(app) as client:
+        response = client.post(
+            "/v1/messages",
+            headers={"x-api-key": own_key},
+            json={"model": "claude-x", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]},
+        )
+    assert response.status_code == 401
+    assert own_key not in response.text
+    assert "bad [redacted]" in response.json()["error"]["message"]
+
+
+# one set of rules (defects 2, 3, 6)
+
+
+def test_arguments_that_look_like_a_snapshot_are_kept_whole(
+    client: TestClient[Any], respx_mock: respx.MockRouter
+) -> None:
+    call = {"index": 0, "id": "c1", "function": {"name": "f", "arguments": '{"q":'}}
+    more = {"index": 0, "function": {"arguments": '{"q":1}}'}}
+    body = sse(delta(tool_calls=[call]), delta(tool_calls=[more]), delta("tool_calls"), b"[DONE]")
+    respx_mock.post(f"{UPSTREAM}/chat/completions").respond(content=body)
+    message = check_stream(stream_events(ask(client, stream=True, tools=TOOLS)))
+    assert message["content"][0]["input"] == {"q": {"q": 1}}
+
+
+@pytest.mark.parametrize("finish", ["length", "content_filter", "stop"])
+def test_a_tool_call_has_the_same_stop_reason_streamed_or_not(
+    client: TestClient[Any], respx_mock: respx.MockRouter, finish: str
+) -> None:
+    call = {"id": "c1", "type": "function", "function": {"name": "f", "arguments": '{"a": 1}'}}
+    whole = {
+        "choices": [
+            {"message": {"role": "assistant", "tool_calls": [call]}, "finish_reason": finish}
+        ],
+        "usage": {"prompt_tokens": 0, "completion_tokens": 7},
+    }
+    piece = {"index": 0, **call}
+    usage = {"choices": [], "usage": whole["usage"]}
+    respx_mock.post(f"{UPSTREAM}/chat/completions").mock(
+        side_effect=lambda request: httpx.Response(
+            200,
+            content=sse(delta(tool_calls=[piece]), delta(finish), usage, b"[DONE]")
+            if json.loads(request.content).get("stream")
+            else json.dumps(whole).encode(),
+        )
+    )
+    plain = ask(client, tools=TOOLS).json()
+    streamed = check_stream(stream_events(ask(client, stream=True, tools=TOOLS)))
+    assert plain["stop_reason"] == streamed["stop_reason"] == "tool_use"
+    assert plain["usage"] == streamed["usage"]
+    assert plain["usage"]["input_tokens"] > 0  # zero from the upstream: estimated, both ways
+
+
+def test_stream_without_usage_estimates_output_tokens(
+    client: TestClient[Any], respx_mock: respx.MockRouter
+) -> None:
+    text = "The quick brown fox jumps over the lazy dog. " * 4
+    body = sse(delta(content=text), delta("stop"), b"[DONE]")
+    respx_mock.post(f"{UPSTREAM}/chat/completions").respond(content=body)
+    message = check_stream(stream_events(ask(client, stream=True)))
+    assert message["usage"]["output_tokens"] == round(len(text) / 3.5)
+
+
+# requests the upstream accepts (defects 4, 5, 9, 10)
+
+
+def _sent(respx_mock: respx.MockRouter) -> dict[str, Any]:
+    body: dict[str, Any] = json.loads(respx_mock.calls.last.request.content)
+    return body
+
+
+def _ok(respx_mock: respx.MockRouter) -> None:
+    respx_mock.post(f"{UPSTREAM}/chat/completions").respond(
+        json={"choices": [{"message": {"role": "assistant", "content": "ok"}, "finish_reason": "stop"}]}
+    )
+
+
+def test_a_call_left_unanswered_before_another_assistant_turn_is_answered(
+    client: TestClient[Any], respx_mock: respx.MockRouter
+) -> None:
+    _ok(respx_mock)
+    messages = [
+        {"role": "user", "content": "go"},
+        {"role": "assistant", "content": [{"type": "tool_use", "id": "t1", "name": "f", "input": {}}]},
+        {"role": "assistant", "content": "never mind"},
+        {"role": "user", "content": "and now?"},
+    ]
+    assert ask(client, messages=messages, tools=TOOLS).status_code == 200
+    sent = _sent(respx_mock)
+    check_openai_request(sent)
+    roles = [m["role"] for m in sent["messages"]]
+    assert roles == ["user", "assistant", "tool", "assistant", "user"]
+    assert sent["messages"][2]["content"].startswith("Error:")
+
+
+def test_images_in_a_tool_result_reach_the_upstream(
+    client: TestClient[Any], respx_mock: respx.MockRouter
+) -> None:
+    _ok(respx_mock)
+    png = {"type": "base64", "media_type": "image/png", "data": "iVBORw0KGgo="}
+    messages = [
+        {"role": "user", "content": "look"},
+        {"role": "assistant", "content": [{"type": "tool_use", "id": "t1", "name": "f", "input": {}}]},
+        {
+            "role": "user",
+            "content": [
+                {
+                    "type": "tool_result",
+                    "tool_use_id": "t1",
+                    "content": [{"type": "text", "text": "a screenshot"}, {"type": "image", "source": png}],
+                }
+            ],
+        },
+    ]
+    assert ask(client, messages=messages, tools=TOOLS).status_code == 200
+    sent = _sent(respx_mock)
+    check_openai_request(sent)
+    tool, user = sent["messages"][2], sent["messages"][3]
+    assert tool == {"role": "tool", "tool_call_id": "t1", "content": "a screenshot"}
+    assert user["role"] == "user"
+    urls = [p["image_url"]["url"] for p in user["content"] if p["type"] == "image_url"]
+    assert urls == ["data:image/png;base64,iVBORw0KGgo="]
+    assert "[image omitted]" not in json.dumps(sent)
+
+
+def test_thinking_history_is_sent_back_as_reasoning_content_when_asked(
+    tmp_path: Path, respx_mock: respx.MockRouter
+) -> None:
+    _ok(respx_mock)
+    messages = [
+        {"role": "user", "content": "go"},
+        {
+            "role": "assistant",
+            "content": [
+                {"type": "thinking", "thinking": "I should call f.", "signature": "s"},
+                {"type": "tool_use", "id": "t1", "name": "f", "input": {}},
+            ],
+        },
+        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t1", "content": "1"}]},
+    ]
+    for options, expected in (("", None), ("options:\n  thinking_history: send\n", "I should call f.")):
+        app = create_app(provider(tmp_path, options), transport=httpx.AsyncHTTPTransport())
+        with TestClient(app) as client:
+            assert ask(client, messages=messages, tools=TOOLS).status_code == 200
+        assert _sent(respx_mock)["messages"][1].get("reasoning_content") == expected
+
+
+def test_server_tools_are_refused_by_default_and_dropped_visibly_on_request(
+    tmp_path: Path, respx_mock: respx.MockRouter
+) -> None:
+    tools = [*TOOLS, {"type": "web_search_20250305", "name": "web_search", "max_uses": 2}]
+    with TestClient(create_app(provider(tmp_path), transport=httpx.AsyncHTTPTransport())) as client:
+        refused = ask(client, tools=tools)
+    assert refused.status_code == 400
+    assert "web_search" in refused.json()["error"]["message"]
+    _ok(respx_mock)
+    dropping = provider(tmp_path, "options:\n  server_tools: drop\n")
+    with TestClient(create_app(dropping, transport=httpx.AsyncHTTPTransport())) as client:
+        dropped = ask(client, tools=tools)
+    assert dropped.status_code == 200
+    assert dropped.headers["multiport-dropped-tools"] == "web_search"
+    assert [t["function"]["name"] for t in _sent(respx_mock)["tools"]] == ["f"]
+
+
+# malformed input (defect 12)
+
+BASE = '{"model": "claude-x", "max_tokens": 5, "messages": [{"role": "user", "content": %s}]}'
+
+
+@pytest.mark.parametrize(
+    ("body", "where"),
+    [
+        ((BASE % '"h\\u00e9"').replace("\\u00e9", "\xff").encode("latin-1"), "UTF-8"),
+        (
+            (BASE % f'[{{"type": "text", "text": "x", "cache_control": {{"a": {"[" * 1000 + "]" * 1000}}}}}]').encode(),
+            "nested too deeply",
+        ),
+        ((BASE % '[{"type": "text", "text": 5}]').encode(), "$.messages[0].content[0].text"),
+        ((BASE % '[{"type": "image", "source": "abc"}]').encode(), "$.messages[0].content[0].source"),
+        (
+            (BASE % '[{"type": "tool_result", "tool_use_id": "t", "content": ["a"]}]').encode(),
+            "$.messages[0].content[0].content",
+        ),
+        (
+            (BASE % '"hi"')[:-1].encode()
+            + b', "thinking": {"type": "enabled", "budget_tokens": "5"}}',
+            "$.thinking.budget_tokens",
+        ),
+    ],
+    ids=["invalid-utf8", "deep-nesting", "text-not-string", "source-string", "result-strings", "budget-string"],
+)
+@pytest.mark.parametrize("path", ["/v1/messages", "/v1/messages/count_tokens"])
+def test_malformed_input_is_a_400_naming_what_to_fix(
+    client: TestClient[Any], body: bytes, where: str, path: str
+) -> None:
+    response = client.post(path, content=body, headers={"content-type": "application/json"})
+    assert response.status_code == 400, response.text
+    error = response.json()["error"]
+    assert error["type"] == "invalid_request_error"
+    assert where in error["message"]
+
+
+# failures that are the upstream's or a template's (defects 15 and 16)
+
+
+def test_a_stream_template_that_recurses_ends_with_an_error_event_and_one_log_line(
+    tmp_path: Path, respx_mock: respx.MockRouter, caplog: pytest.LogCaptureFixture
+) -> None:
+    template = (
+        "wire:\n  dialect: openai-chat\n  stream: |\n"
+        "    {% macro deeper(n) %}{{ deeper(n + 1) }}{% endmacro %}{{ deeper(0) }}\n"
+    )
+    respx_mock.post(f"{UPSTREAM}/chat/completions").respond(content=sse(delta(content="a")))
+    app = create_app(provider(tmp_path, template), transport=httpx.AsyncHTTPTransport())
+    with caplog.at_level(logging.WARNING), TestClient(app) as client:
+        events = stream_events(ask(client, stream=True))
+    check_stream(events, expect_error=True)
+    assert "RecursionError" in events[-1][1]["error"]["message"] or "recursion" in (
+        events[-1][1]["error"]["message"]
+    )
+    lines = [r for r in caplog.records if r.name.startswith("multiport")]
+    assert len(lines) == 1, [r.getMessage() for r in lines]
+    assert "Traceback" not in caplog.text
+    assert len(caplog.text.splitlines()) == 1
+
+
+def test_an_answer_nested_too_deeply_is_a_502_naming_the_upstream(
+    client: TestClient[Any], respx_mock: respx.MockRouter
+) -> None:
+    deep = b'{"choices": [{"message": {"content": "x", "junk": ' + b"[" * 5000 + b"]" * 5000 + b"}}]}"
+    respx_mock.post(f"{UPSTREAM}/chat/completions").respond(content=deep)
+    response = ask(client)
+    assert response.status_code == 502
+    assert "upstream.test" in response.json()["error"]["message"]
