@@ -69,7 +69,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     if not providers:
         print("multiport: no provider to serve", file=sys.stderr)
         return 1
-    from .server import PortInUse, serve
+    from .server import PortFailed, PortInUse, serve
 
     main = serve(providers, log_level="info" if args.verbose else "warning")
     try:
@@ -83,6 +83,8 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     except PortInUse as exc:
         print(f"multiport: {exc}", file=sys.stderr)
         return 1
+    except PortFailed:
+        return 1  # serve logged which port died and why
     return 0
 
 

@@ -75,7 +75,7 @@ class Upstream:
         headers: Mapping[str, str],
         body: bytes,
     ) -> AsyncIterator[httpx.Response]:
-        """POST and yield the 2xx response; any failure raises an `UpstreamError`."""
+        """POST and yield the 2xx response; anything else raises an `UpstreamError`."""
         target = self._messages_url if url == self.provider.messages_url else httpx.URL(url)
         request = httpx.Request(
             "POST", target, headers=headers, content=body, extensions=self._extensions
@@ -119,6 +119,8 @@ class Upstream:
         return UpstreamUnreachable(f"cannot reach the upstream {self.host}: {detail}")
 
     async def _raise_for_status(self, response: httpx.Response) -> None:
+        if response.status_code < 400:
+            raise self._redirect_error(response)
         try:
             raw = await response.aread()
         except httpx.HTTPError:
@@ -132,6 +134,36 @@ class Upstream:
         retry_after = response.headers.get("retry-after")
         error.retry_after = retry_after
         raise error
+
+    def _redirect_error(self, response: httpx.Response) -> UpstreamError:
+        """A 3xx answer: the provider's base_url is out of date, not the request wrong."""
+        status = response.status_code
+        message = f"upstream {self.host} redirected the request (HTTP {status})"
+        location = response.headers.get("location")
+        try:
+            target = _bare(response.request.url.join(location)) if location else None
+        except httpx.InvalidURL:
+            target = None
+        if target is None:
+            message += " without a usable Location; check base_url"
+        else:
+            # The request went to base_url + suffix; a target ending in that suffix moved
+            # base_url, and the rest of the target is the new one.
+            sent = _bare(response.request.url)
+            suffix = sent[len(self.provider.base_url) :]
+            if sent.startswith(self.provider.base_url) and suffix and target.endswith(suffix):
+                hint = f"set base_url to {target[: -len(suffix)]}"
+            else:
+                hint = "point base_url there"
+            message += f" to {target}; {hint}"
+        message = self.scrub(message)
+        log.warning("%s: %s", self.provider.name, message)
+        return UpstreamError(message)
+
+
+def _bare(url: httpx.URL) -> str:
+    """scheme://host[:port]/path: no user, password, query or fragment, which may hold keys."""
+    return f"{url.scheme}://{url.netloc.decode('ascii')}{url.path}"
 
 
 def _error_message(raw: bytes) -> str:

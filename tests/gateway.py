@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -12,6 +13,43 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import httpx
+import yaml
+
+from .conftest import PROVIDERS_DIR
+from .upstream_server import free_ports
+
+_PORT_LINE = re.compile(r"^port:[ \t]*\d+[ \t]*$", re.MULTILINE)
+
+
+def provider_copy(name: str, directory: Path, port: int | None = None) -> tuple[Path, int]:
+    """Copy the shipped providers.d/<name>.yaml into `directory`/providers.d, changing only
+    its `port:` line (to `port`, or to a free ephemeral port); returns (copied file, port).
+
+    Tests serve the copy, so they exercise the file users run without needing its shipped
+    port to be free (a running `multiport serve providers.d` holds 8091-8099).
+    """
+    if port is None:
+        port = free_ports(1)[0]
+    source = PROVIDERS_DIR / f"{name}.yaml"
+    text = source.read_text(encoding="utf-8")
+    copied, count = _PORT_LINE.subn(f"port: {port}", text)
+    assert count == 1, f"{source} must have exactly one top-level `port:` line, found {count}"
+    shipped, renamed = yaml.safe_load(text), yaml.safe_load(copied)
+    assert renamed == {**shipped, "port": port}, f"{source}: more than the port changed"
+    target = directory / "providers.d" / source.name
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(copied, encoding="utf-8")
+    return target, port
+
+
+def providers_copy(directory: Path) -> tuple[Path, dict[str, int]]:
+    """Every shipped provider file copied into `directory`/providers.d, each on its own free
+    ephemeral port; returns (the folder, {provider name: port})."""
+    names = [p.stem for p in sorted(PROVIDERS_DIR.glob("*.yaml"))]
+    ports: dict[str, int] = {}
+    for name, port in zip(names, free_ports(len(names)), strict=True):
+        _, ports[name] = provider_copy(name, directory, port)
+    return directory / "providers.d", ports
 
 
 class Gateway:
@@ -56,8 +94,8 @@ class Gateway:
                     pass
             time.sleep(0.02)
         if pending:
-            self.stop()
-            raise RuntimeError(f"ports {sorted(pending)} never answered: {self.log()}")
+            log = self.stop()
+            raise RuntimeError(f"ports {sorted(pending)} never answered: {log}")
         return time.monotonic() - self.started_at
 
     def log(self) -> str:

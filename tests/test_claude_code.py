@@ -1,5 +1,6 @@
-"""The real Claude Code CLI (2.1.330, installed by .ci/run) through multiport to a scripted
-OpenAI-style upstream on 127.0.0.1."""
+"""The real Claude Code CLI (2.1.330, installed by .ci/run) through multiport (the shipped
+openai.yaml, copied onto a free ephemeral port) to a scripted OpenAI-style upstream on
+127.0.0.1. A missing CLI fails these tests, saying how to install it; it never skips them."""
 
 from __future__ import annotations
 
@@ -11,14 +12,26 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import PROVIDERS_DIR, ROOT
-from .gateway import Gateway
+from .conftest import ROOT
+from .gateway import Gateway, provider_copy
 from .upstream_server import Reply, ScriptedUpstream, Seen, text_chunks, tool_chunks
 
 CLAUDE = Path(
     os.environ.get("MULTIPORT_CLAUDE", ROOT / ".ci" / "claude" / "node_modules" / ".bin" / "claude")
 )
-PORT = 8093  # openai.yaml
+CLAUDE_CODE_VERSION = "2.1.330"
+INSTALL = f"npm install --prefix .ci/claude @anthropic-ai/claude-code@{CLAUDE_CODE_VERSION}"
+
+
+def require_claude() -> None:
+    """Fail, never skip, when the pinned Claude Code CLI is not installed."""
+    if not (CLAUDE.is_file() and os.access(CLAUDE, os.X_OK)):
+        pytest.fail(
+            f"Claude Code CLI not found at {CLAUDE}. Install it with `{INSTALL}` "
+            "(from the repository root), or run `bash .ci/run`, which installs it; "
+            "MULTIPORT_CLAUDE may name another claude binary.",
+            pytrace=False,
+        )
 
 
 @pytest.fixture(scope="module")
@@ -26,12 +39,13 @@ def gateway(
     upstream: ScriptedUpstream, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Gateway]:
     tmp = tmp_path_factory.mktemp("cc")
+    openai_yaml, port = provider_copy("openai", tmp)
     env = {
         "OPENAI_BASE_URL": upstream.url + "/v1",
         "OPENAI_API_KEY": "sk-cc-upstream",
         "MULTIPORT_CACHE_DIR": str(tmp),
     }
-    gw = Gateway([str(PROVIDERS_DIR), "--only", "openai"], env, [PORT], tmp)
+    gw = Gateway([str(openai_yaml.parent), "--only", "openai"], env, [port], tmp)
     yield gw
     assert "Traceback" not in gw.stop()
 
@@ -39,9 +53,7 @@ def gateway(
 def claude(
     gateway: Gateway, tmp_path: Path, prompt: str, *extra: str
 ) -> subprocess.CompletedProcess[str]:
-    assert CLAUDE.exists(), (
-        f"Claude Code CLI not found at {CLAUDE}: run `bash .ci/run`, which installs it"
-    )
+    require_claude()
     home = tmp_path / "home"
     home.mkdir(exist_ok=True)
     env = {

@@ -1,4 +1,5 @@
-"""Catalog discovery end to end: `serve --only github-models` against a loopback catalog."""
+"""Catalog discovery end to end: `serve --only github-models` (the shipped github-models.yaml,
+copied onto a free ephemeral port) against a loopback catalog."""
 
 from __future__ import annotations
 
@@ -15,11 +16,9 @@ import httpx
 import pytest
 
 from .conftest import PROVIDERS_DIR
-from .gateway import Gateway
+from .gateway import Gateway, provider_copy
 from .test_catalog import github_catalog
 from .upstream_server import Reply, ScriptedUpstream, chat_completion
-
-PORT = 8092
 
 
 @pytest.fixture(scope="module")
@@ -39,6 +38,12 @@ def _env(upstream: ScriptedUpstream, cache: Path, catalog_url: str | None = None
     }
 
 
+def _serve(env: dict[str, str], tmp_path: Path) -> Gateway:
+    """`multiport serve --only github-models` over a fresh copy of the shipped file."""
+    github_models, port = provider_copy("github-models", tmp_path)
+    return Gateway([str(github_models.parent), "--only", "github-models"], env, [port], tmp_path)
+
+
 def _wait_for_catalog(url: str, source: str) -> dict[str, object]:
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
@@ -51,9 +56,7 @@ def _wait_for_catalog(url: str, source: str) -> dict[str, object]:
 
 def test_discovery_then_restart_from_cache(upstream: ScriptedUpstream, tmp_path: Path) -> None:
     cache = tmp_path / "cache"
-    gateway = Gateway(
-        [str(PROVIDERS_DIR), "--only", "github-models"], _env(upstream, cache), [PORT], tmp_path
-    )
+    gateway = _serve(_env(upstream, cache), tmp_path)
     try:
         state = _wait_for_catalog(gateway.url(), "live")
         assert state["size"] == 160
@@ -64,10 +67,10 @@ def test_discovery_then_restart_from_cache(upstream: ScriptedUpstream, tmp_path:
         assert by_id["claude-haiku-5-5"]["display_name"].endswith("openai/gpt-4.1-mini")
         upstream.reset()
         upstream.reply(Reply(json=chat_completion("routed")))
-        client = anthropic.Anthropic(base_url=gateway.url(), api_key="x", max_retries=0)
-        client.messages.create(
-            model="meta/model-005", max_tokens=10, messages=[{"role": "user", "content": "x"}]
-        )
+        with anthropic.Anthropic(base_url=gateway.url(), api_key="x", max_retries=0) as client:
+            client.messages.create(
+                model="meta/model-005", max_tokens=10, messages=[{"role": "user", "content": "x"}]
+            )
         assert upstream.seen[-1].body["model"] == "meta/model-005"  # a catalog id passes through
         openai_shape = httpx.get(
             gateway.url() + "/v1/models", headers={"user-agent": "OpenAI/Python 2.0"}, timeout=5
@@ -83,14 +86,14 @@ def test_restart_with_catalog_unreachable_serves_cached_list(tmp_path: Path) -> 
     server.catalog = github_catalog(160)
     env = _env(server, cache)
     try:
-        first = Gateway([str(PROVIDERS_DIR), "--only", "github-models"], env, [PORT], tmp_path)
+        first = _serve(env, tmp_path)
         try:
             _wait_for_catalog(first.url(), "live")
         finally:
             first.stop()
     finally:
         server.stop()  # the catalog is now unreachable: connection refused
-    second = Gateway([str(PROVIDERS_DIR), "--only", "github-models"], env, [PORT], tmp_path)
+    second = _serve(env, tmp_path)  # a new copy on a new ephemeral port; the same cache
     try:
         listed = httpx.get(second.url() + "/v1/models?limit=1000", timeout=5).json()["data"]
         assert len([m for m in listed if "/" in m["id"]]) == 160
@@ -106,19 +109,16 @@ def test_restart_with_catalog_unreachable_serves_cached_list(tmp_path: Path) -> 
 def test_hanging_catalog_never_blocks(upstream: ScriptedUpstream, tmp_path: Path) -> None:
     upstream.catalog_hang = True
     try:
-        gateway = Gateway(
-            [str(PROVIDERS_DIR), "--only", "github-models"],
-            _env(upstream, tmp_path / "c"),
-            [PORT],
-            tmp_path,
-        )
+        gateway = _serve(_env(upstream, tmp_path / "c"), tmp_path)
         try:
             upstream.reset()
             upstream.reply(Reply(json=chat_completion("via fallback")))
-            client = anthropic.Anthropic(base_url=gateway.url(), api_key="x", max_retries=0)
-            message = client.messages.create(
-                model="claude-haiku-5-5", max_tokens=10, messages=[{"role": "user", "content": "x"}]
-            )
+            with anthropic.Anthropic(base_url=gateway.url(), api_key="x", max_retries=0) as client:
+                message = client.messages.create(
+                    model="claude-haiku-5-5",
+                    max_tokens=10,
+                    messages=[{"role": "user", "content": "x"}],
+                )
             answered_after = time.monotonic() - gateway.started_at
             print(
                 f"health after {gateway.ready_after:.2f}s, a message after {answered_after:.2f}s, catalog hanging"

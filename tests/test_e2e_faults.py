@@ -14,7 +14,7 @@ import pytest
 
 from .gateway import Gateway
 from .stream_checker import check_stream, parse_sse
-from .upstream_server import Reply, ScriptedUpstream, free_port, text_chunks
+from .upstream_server import Reply, ScriptedUpstream, free_ports, text_chunks
 
 PROVIDER = """\
 port: {port}
@@ -37,19 +37,19 @@ def gateway(
     tmp = tmp_path_factory.mktemp("faults")
     providers = tmp / "providers.d"
     providers.mkdir()
-    port, dead_port, refused = free_port(), free_port(), free_port()
+    port, dead_port, refused, nokey_port = free_ports(4)
     (providers / "faulty.yaml").write_text(PROVIDER.format(port=port, base=upstream.url + "/v1"))
     (providers / "refused.yaml").write_text(
         PROVIDER.format(port=dead_port, base=f"http://127.0.0.1:{refused}/v1")
     )
     (providers / "nokey.yaml").write_text(
-        PROVIDER.format(port=free_port(), base=upstream.url + "/v1").replace(
+        PROVIDER.format(port=nokey_port, base=upstream.url + "/v1").replace(
             "FAULT_KEY", "NOKEY_SECRET_KEY"
         )
     )
     env = {"FAULT_KEY": "sk-fault-secret-123", "MULTIPORT_CACHE_DIR": str(tmp / "cache")}
-    gw = Gateway([str(providers)], env, [port, dead_port], tmp)
-    gw.nokey_port = int((providers / "nokey.yaml").read_text().split()[1])  # type: ignore[attr-defined]
+    gw = Gateway([str(providers)], env, [port, dead_port, nokey_port], tmp)
+    gw.nokey_port = nokey_port  # type: ignore[attr-defined]
     yield gw
     log = gw.stop()
     assert "Traceback" not in log, log
@@ -77,9 +77,11 @@ def _client(gateway: Gateway, port: int | None = None) -> anthropic.Anthropic:
 
 
 def _ask(client: anthropic.Anthropic) -> None:
-    client.messages.create(
-        model="claude-haiku-5-5", max_tokens=5, messages=[{"role": "user", "content": "x"}]
-    )
+    """One request; the client is closed after it, whatever the answer."""
+    with client:
+        client.messages.create(
+            model="claude-haiku-5-5", max_tokens=5, messages=[{"role": "user", "content": "x"}]
+        )
 
 
 @pytest.mark.parametrize(

@@ -1,23 +1,22 @@
-"""End to end: `multiport serve --only openai` in front of a scripted OpenAI-style upstream,
-driven by the official `anthropic` SDK."""
+"""End to end: `multiport serve --only openai` (the shipped openai.yaml, copied onto a free
+ephemeral port) in front of a scripted OpenAI-style upstream, driven by the official
+`anthropic` SDK."""
 
 from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import anthropic
 import httpx
 import pytest
 
-from .conftest import PROVIDERS_DIR
-from .gateway import Gateway
+from .gateway import Gateway, provider_copy
 from .stream_checker import check_stream, parse_sse
 from .upstream_server import Reply, ScriptedUpstream, chat_completion, text_chunks, tool_chunks
 
-PORT = 8093  # openai.yaml
 TOOLS = [
     {
         "name": "get_weather",
@@ -36,12 +35,13 @@ def gateway(
     upstream: ScriptedUpstream, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Gateway]:
     tmp = tmp_path_factory.mktemp("gw")
+    openai_yaml, port = provider_copy("openai", tmp)
     env = {
         "OPENAI_BASE_URL": upstream.url + "/v1",
         "OPENAI_API_KEY": "sk-test-upstream-secret",
         "MULTIPORT_CACHE_DIR": str(tmp / "cache"),
     }
-    gw = Gateway([str(PROVIDERS_DIR), "--only", "openai"], env, [PORT], tmp)
+    gw = Gateway([str(openai_yaml.parent), "--only", "openai"], env, [port], tmp)
     yield gw
     log = gw.stop()
     assert "Traceback" not in log, log
@@ -49,15 +49,23 @@ def gateway(
 
 
 @pytest.fixture
-def client(gateway: Gateway, upstream: ScriptedUpstream) -> anthropic.Anthropic:
+def client(gateway: Gateway, upstream: ScriptedUpstream) -> Iterator[anthropic.Anthropic]:
     upstream.reset()
-    return anthropic.Anthropic(base_url=gateway.url(), api_key="client-key", max_retries=0)
+    with anthropic.Anthropic(
+        base_url=gateway.url(), api_key="client-key", max_retries=0
+    ) as sdk_client:
+        yield sdk_client
 
 
 @pytest.fixture
-def aclient(gateway: Gateway, upstream: ScriptedUpstream) -> anthropic.AsyncAnthropic:
+async def aclient(
+    gateway: Gateway, upstream: ScriptedUpstream
+) -> AsyncIterator[anthropic.AsyncAnthropic]:
     upstream.reset()
-    return anthropic.AsyncAnthropic(base_url=gateway.url(), api_key="client-key", max_retries=0)
+    async with anthropic.AsyncAnthropic(
+        base_url=gateway.url(), api_key="client-key", max_retries=0
+    ) as sdk_client:
+        yield sdk_client
 
 
 def test_create_text(client: anthropic.Anthropic, upstream: ScriptedUpstream) -> None:
@@ -336,11 +344,11 @@ def test_bad_requests_get_anthropic_errors(gateway: Gateway) -> None:
 def test_openai_sdk_lists_models(gateway: Gateway) -> None:
     import openai
 
-    client = openai.OpenAI(base_url=gateway.url() + "/v1", api_key="x", max_retries=0)
-    ids = [m.id for m in client.models.list()]
-    assert "gpt-4.1" in ids
-    assert "claude-sonnet-5-5" in ids
-    model = next(m for m in client.models.list() if m.id == "gpt-4.1")
+    with openai.OpenAI(base_url=gateway.url() + "/v1", api_key="x", max_retries=0) as client:
+        ids = [m.id for m in client.models.list()]
+        assert "gpt-4.1" in ids
+        assert "claude-sonnet-5-5" in ids
+        model = next(m for m in client.models.list() if m.id == "gpt-4.1")
     assert model.object == "model"
 
 

@@ -1,8 +1,12 @@
-"""`multiport serve` over the shipped providers.d, and the Ollama native-format provider."""
+"""`multiport serve` over copies of the shipped providers.d (each on a free ephemeral port),
+and the Ollama native-format provider."""
 
 from __future__ import annotations
 
 import re
+import socket
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -10,29 +14,24 @@ from pathlib import Path
 import anthropic
 import httpx
 import pytest
-import yaml
 
 from .conftest import PROVIDERS_DIR
-from .gateway import Gateway
+from .gateway import Gateway, provider_copy, providers_copy
 from .stream_checker import check_stream, parse_sse
 from .upstream_server import Reply, ScriptedUpstream
 
 
-def _shipped_ports() -> dict[str, int]:
-    return {
-        p.stem: yaml.safe_load(p.read_text())["port"] for p in sorted(PROVIDERS_DIR.glob("*.yaml"))
-    }
-
-
-def test_every_shipped_provider_comes_up_without_network(tmp_path: pytest.TempPathFactory) -> None:
-    ports = _shipped_ports()
+def test_every_shipped_provider_comes_up_without_network(tmp_path: Path) -> None:
+    providers, ports = providers_copy(tmp_path)
+    shipped = sorted(p.stem for p in PROVIDERS_DIR.glob("*.yaml"))
+    assert sorted(ports) == shipped
     # Unroutable catalogs: nothing may wait for them.
     env = {
         "MULTIPORT_CACHE_DIR": str(tmp_path),
         "OLLAMA_BASE_URL": "http://127.0.0.1:9",
         "LLAMACPP_BASE_URL": "http://127.0.0.1:9/v1",
     }
-    gateway = Gateway([str(PROVIDERS_DIR)], env, list(ports.values()), tmp_path)  # type: ignore[arg-type]
+    gateway = Gateway([str(providers)], env, list(ports.values()), tmp_path)
     try:
         print(f"all {len(ports)} ports answered /health {gateway.ready_after:.2f}s after start")
         for name, port in ports.items():
@@ -64,14 +63,13 @@ def ollama(
     upstream: ScriptedUpstream, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Gateway]:
     tmp = tmp_path_factory.mktemp("ollama")
+    providers, port = provider_copy("ollama", tmp)
     env = {
         "OLLAMA_BASE_URL": upstream.url,
         "OLLAMA_MODEL": "llama3.2:latest",
         "MULTIPORT_CACHE_DIR": str(tmp),
     }
-    gateway = Gateway(
-        [str(PROVIDERS_DIR), "--only", "ollama"], env, [_shipped_ports()["ollama"]], tmp
-    )
+    gateway = Gateway([str(providers.parent), "--only", "ollama"], env, [port], tmp)
     yield gateway
     assert "Traceback" not in gateway.stop()
 
@@ -136,7 +134,6 @@ def test_ollama_tool_call_with_stop_is_tool_use(
     upstream.reply(
         Reply(ndjson=_ndjson(tool={"name": "get_weather", "arguments": {"city": "Oslo"}}))
     )
-    client = anthropic.Anthropic(base_url=ollama.url(), api_key="x", max_retries=0)
     tools = [
         {
             "name": "get_weather",
@@ -144,12 +141,15 @@ def test_ollama_tool_call_with_stop_is_tool_use(
             "input_schema": {"type": "object", "properties": {"city": {"type": "string"}}},
         }
     ]
-    with client.messages.stream(
-        model="claude-haiku-5-5",
-        max_tokens=40,
-        tools=tools,
-        messages=[{"role": "user", "content": "Oslo?"}],
-    ) as stream:
+    with (
+        anthropic.Anthropic(base_url=ollama.url(), api_key="x", max_retries=0) as client,
+        client.messages.stream(
+            model="claude-haiku-5-5",
+            max_tokens=40,
+            tools=tools,
+            messages=[{"role": "user", "content": "Oslo?"}],
+        ) as stream,
+    ):
         final = stream.get_final_message()
     assert final.stop_reason == "tool_use"
     assert final.content[-1].type == "tool_use"
@@ -170,27 +170,21 @@ def test_ollama_non_streaming(ollama: Gateway, upstream: ScriptedUpstream) -> No
             }
         )
     )
-    client = anthropic.Anthropic(base_url=ollama.url(), api_key="x", max_retries=0)
-    message = client.messages.create(
-        model="claude-haiku-5-5", max_tokens=10, messages=[{"role": "user", "content": "Hi"}]
-    )
+    with anthropic.Anthropic(base_url=ollama.url(), api_key="x", max_retries=0) as client:
+        message = client.messages.create(
+            model="claude-haiku-5-5", max_tokens=10, messages=[{"role": "user", "content": "Hi"}]
+        )
     assert message.content[0].text == "Hi!"
     assert (message.usage.input_tokens, message.usage.output_tokens) == (3, 2)
     assert upstream.seen[-1].body["stream"] is False
 
 
 def test_taken_port_is_one_clear_error(tmp_path: Path) -> None:
-    import socket
-    import subprocess
-    import sys
-
-    from .upstream_server import free_port
-
-    port = free_port()
-    (tmp_path / "p.yaml").write_text(f"port: {port}\nbase_url: http://127.0.0.1:9/v1\n")
     with socket.socket() as holder:
-        holder.bind(("127.0.0.1", port))
+        holder.bind(("127.0.0.1", 0))  # the test takes an ephemeral port itself
         holder.listen()
+        port = holder.getsockname()[1]
+        (tmp_path / "p.yaml").write_text(f"port: {port}\nbase_url: http://127.0.0.1:9/v1\n")
         result = subprocess.run(
             [sys.executable, "-m", "multiport", "serve", str(tmp_path)],
             capture_output=True,

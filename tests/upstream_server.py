@@ -7,6 +7,7 @@ It runs in a thread with its own event loop, so tests stay plain functions.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import socket
 import threading
@@ -45,10 +46,19 @@ class Seen:
 
 
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
+    """An ephemeral port on 127.0.0.1 that was free a moment ago."""
+    return free_ports(1)[0]
+
+
+def free_ports(count: int) -> list[int]:
+    """`count` distinct ephemeral ports on 127.0.0.1, all held at once while chosen."""
+    with contextlib.ExitStack() as stack:
+        ports: list[int] = []
+        for _ in range(count):
+            s = stack.enter_context(socket.socket())
+            s.bind(("127.0.0.1", 0))
+            ports.append(s.getsockname()[1])
+        return ports
 
 
 class ScriptedUpstream:
@@ -85,10 +95,13 @@ class ScriptedUpstream:
         return self
 
     def stop(self) -> None:
+        """Close the server, its connections and its event loop."""
         future = asyncio.run_coroutine_threadsafe(self._shutdown(), self._loop)
         future.result(10)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(5)
+        assert not self._thread.is_alive(), "scripted upstream thread did not stop"
+        assert self._loop.is_closed(), "scripted upstream event loop was not closed"
 
     async def _shutdown(self) -> None:
         await self._runner.cleanup()
@@ -106,7 +119,11 @@ class ScriptedUpstream:
         site = web.TCPSite(runner, "127.0.0.1", self.port)
         self._loop.run_until_complete(site.start())
         self._ready.set()
-        self._loop.run_forever()
+        try:
+            self._loop.run_forever()
+        finally:
+            self._loop.run_until_complete(self._loop.shutdown_asyncgens())
+            self._loop.close()
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         raw = await request.read()
