@@ -150,7 +150,7 @@ if TYPE_CHECKING:
         | ServerBlock
     )
 else:
-    ContentBlock = Union[(*_BLOCKS, *_SERVER_BLOCKS)]  # noqa: UP007 - built at run time
+    ContentBlock = Union[(*_BLOCKS, *_SERVER_BLOCKS)]
 
 
 class Message(msgspec.Struct, frozen=True, kw_only=True):

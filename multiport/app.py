@@ -44,7 +44,11 @@ def _request_id() -> str:
 
 
 def _error_response(
-    status: int, error_type: str, message: str, scrub: Scrubber, headers: dict[str, str] | None = None
+    status: int,
+    error_type: str,
+    message: str,
+    scrub: Scrubber,
+    headers: dict[str, str] | None = None,
 ) -> Response[bytes]:
     request_id = _request_id()
     return Response(
@@ -89,7 +93,11 @@ def create_app(provider: Provider, *, transport: Any = None) -> Litestar:
         scrub = engine.scrubber_for(request.headers)
         detail = scrub(" ".join(str(exc).split())[:300])
         log.error(
-            "unexpected %s on %s %s: %s", type(exc).__name__, request.method, request.url.path, detail
+            "unexpected %s on %s %s: %s",
+            type(exc).__name__,
+            request.method,
+            request.url.path,
+            detail,
         )
         message = f"internal error ({type(exc).__name__}); see the gateway log"
         return _error_response(500, "api_error", message, scrub)

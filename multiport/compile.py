@@ -17,8 +17,8 @@ from ._yamlsource import Path
 from .errors import Problem
 from .loader import LoadedFile, find_provider_files, load_file
 from .mapping import Rule
-from .spec import CatalogSpec, ProviderSpec
 from .rehearse import rehearse
+from .spec import CatalogSpec, ProviderSpec
 from .wire import Wire, compile_wire
 
 __all__ = ["CatalogPaths", "LoadResult", "Provider", "load_providers"]

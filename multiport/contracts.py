@@ -58,7 +58,8 @@ class TextPart(_Contract, frozen=True, kw_only=True, tag_field="type", tag="text
 
     text: Annotated[str, _d("The text.")]
     cache_control: Annotated[
-        JsonObject | None, _d("The client's `cache_control`, kept only with `options.cache_control`.")
+        JsonObject | None,
+        _d("The client's `cache_control`, kept only with `options.cache_control`."),
     ] = None
 
 
@@ -177,9 +178,9 @@ class ErrorInfo(_Contract, frozen=True, kw_only=True):
 class ToolCallDelta(_Contract, frozen=True, kw_only=True):
     """A piece of one streamed tool call."""
 
-    index: Annotated[
-        int | None, _d("The upstream's call index; pieces of one call share it.")
-    ] = None
+    index: Annotated[int | None, _d("The upstream's call index; pieces of one call share it.")] = (
+        None
+    )
     id: Annotated[str | None, _d("Call id, when this piece carries it.")] = None
     name: Annotated[str | None, _d("Tool name, when this piece carries it.")] = None
     arguments: Annotated[
@@ -200,9 +201,7 @@ class StreamEvent(_Contract, frozen=True, kw_only=True):
         StopReason | None, _d("Set once, by the chunk that finishes the answer.")
     ] = None
     usage: Annotated[Usage | None, _d("Token counts, when this chunk carries them.")] = None
-    error: Annotated[ErrorInfo | None, _d("The upstream reported an error in the stream.")] = (
-        None
-    )
+    error: Annotated[ErrorInfo | None, _d("The upstream reported an error in the stream.")] = None
     done: Annotated[
         bool, _d("The upstream's stream is over (like `[DONE]`); later chunks are ignored.")
     ] = False

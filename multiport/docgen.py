@@ -55,7 +55,11 @@ def _type_name(info: mi.Type) -> str:
         value = _type_name(info.value_type)
         return f"mapping of {value}s" if value in ("string", "integer") else "mapping"
     if isinstance(info, mi.StructType):
-        return f"`{info.cls.__struct_config__.tag}` mapping" if info.cls.__struct_config__.tag else "mapping"
+        return (
+            f"`{info.cls.__struct_config__.tag}` mapping"
+            if info.cls.__struct_config__.tag
+            else "mapping"
+        )
     return _SCALARS.get(type(info), type(info).__name__)
 
 

@@ -18,8 +18,8 @@ import httpx
 import msgspec
 
 from . import __version__
-from .anthropic_wire import ImageBlock, MessagesRequest, decode_count, decode_messages
 from .answer import fold, message_events
+from .anthropic_wire import ImageBlock, MessagesRequest, decode_count, decode_messages
 from .catalog import Catalog
 from .compile import Provider
 from .contracts import RenderedAnswer
@@ -159,7 +159,9 @@ class Engine:
         state = self._state(call)
         if request.stream:
             # An upstream that cannot stream, replayed as a stream.
-            return Answer(stream=_replay(encode_events(message_events(state, answer))), headers=extra)
+            return Answer(
+                stream=_replay(encode_events(message_events(state, answer))), headers=extra
+            )
         return Answer(body=_encode(fold(message_events(state, answer))), headers=extra)
 
     def _translate(
@@ -172,12 +174,16 @@ class Engine:
     ) -> _Call:
         info = self.catalog.get(target)
         limit = self.provider.output_limit(target, info.max_output_tokens if info else None)
-        if info and info.input_modalities and "image" not in info.input_modalities:
-            if _has_image(request):
-                raise InvalidRequest(
-                    f"model {target} does not accept image input (its modalities: "
-                    f"{', '.join(info.input_modalities)}); remove the image or choose another model"
-                )
+        if (
+            info
+            and info.input_modalities
+            and "image" not in info.input_modalities
+            and _has_image(request)
+        ):
+            raise InvalidRequest(
+                f"model {target} does not accept image input (its modalities: "
+                f"{', '.join(info.input_modalities)}); remove the image or choose another model"
+            )
         neutral = build_neutral(
             request,
             target=target,
@@ -206,7 +212,9 @@ class Engine:
 
     async def _complete(self, call: _Call) -> RenderedAnswer:
         host = self.upstream.host
-        async with self.upstream.open(self.provider.messages_url, call.headers, call.payload) as response:
+        async with self.upstream.open(
+            self.provider.messages_url, call.headers, call.payload
+        ) as response:
             raw = await _read(response)
         try:
             document = _decode(raw)

@@ -8,7 +8,7 @@ tool names shortened, schemas stripped, `max_tokens` clamped.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import msgspec
 
@@ -43,7 +43,14 @@ from .toolids import ToolNames
 __all__ = ["Neutral", "build_neutral"]
 
 _encode = msgspec.json.Encoder().encode
-_EFFORTS = {"low": "low", "medium": "medium", "high": "high", "max": "high", "minimal": "low"}
+Effort = Literal["low", "medium", "high"]
+_EFFORTS: dict[str | None, Effort] = {
+    "low": "low",
+    "medium": "medium",
+    "high": "high",
+    "max": "high",
+    "minimal": "low",
+}
 
 
 @dataclass(frozen=True)
@@ -89,7 +96,9 @@ def build_neutral(
         tools=tools,
         tool_choice=_tool_choice(request.tool_choice, dropped, names, bool(tools)),
         parallel_tool_calls=(
-            False if tools and request.tool_choice and request.tool_choice.disable_parallel_tool_use else None
+            False
+            if tools and request.tool_choice and request.tool_choice.disable_parallel_tool_use
+            else None
         ),
         max_tokens=max_tokens,
         max_tokens_field=max_tokens_field,
@@ -147,7 +156,7 @@ def _tool_choice(
     return ToolChoice(type=choice.type)
 
 
-def _effort(request: MessagesRequest) -> str | None:
+def _effort(request: MessagesRequest) -> Effort | None:
     effort = request.output_config.effort if request.output_config else None
     if effort in _EFFORTS:
         return _EFFORTS[effort]
@@ -172,7 +181,7 @@ class _Conversation:
             if message.role == "assistant" and self.ledger.waiting:
                 # Two assistant turns in a row: the calls of the first got no answer.
                 self.out.append(NeutralMessage(role="user", tool_results=self.ledger.unanswered()))
-            blocks = (
+            blocks: list[ContentBlock] = (
                 [TextBlock(text=message.content)]
                 if isinstance(message.content, str)
                 else message.content
@@ -217,7 +226,9 @@ class _Conversation:
             else:
                 parts.extend(self._parts(block, f"{where}.content[{j}]"))
         # Thinking goes back only where the upstream needs it (DeepSeek's tool loops).
-        reasoning = "\n\n".join(thinking) if thinking and self.options.thinking_history == "send" else None
+        reasoning = (
+            "\n\n".join(thinking) if thinking and self.options.thinking_history == "send" else None
+        )
         self._append("assistant", parts, calls, [], reasoning)
 
     def _user(self, blocks: list[ContentBlock], where: str) -> None:
@@ -231,7 +242,10 @@ class _Conversation:
                 if answered is not None:
                     results.append(
                         ToolResult(
-                            tool_use_id=answered, content=text, is_error=block.is_error, images=images
+                            tool_use_id=answered,
+                            content=text,
+                            is_error=block.is_error,
+                            images=images,
                         )
                     )
                 else:

@@ -30,7 +30,9 @@ def estimate_output_tokens(generated_chars: int) -> int:
     return max(1, round(generated_chars / _CHARS_PER_TOKEN))
 
 
-def final_usage(reported: Usage | None, input_estimate: int, generated_chars: int) -> dict[str, int]:
+def final_usage(
+    reported: Usage | None, input_estimate: int, generated_chars: int
+) -> dict[str, int]:
     """Anthropic usage; an input or output count that is missing or zero is estimated."""
     usage = reported or Usage()
     cached = usage.cache_read_input_tokens or 0

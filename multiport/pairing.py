@@ -46,8 +46,7 @@ class CallLedger:
     def unanswered(self) -> list[ToolResult]:
         """Error results for every call still waiting; the ledger is then empty."""
         results = [
-            ToolResult(tool_use_id=safe, content=NO_RESULT, is_error=True)
-            for safe in self._waiting
+            ToolResult(tool_use_id=safe, content=NO_RESULT, is_error=True) for safe in self._waiting
         ]
         self._waiting.clear()
         return results

@@ -32,7 +32,9 @@ async def passthrough_stream(
     except httpx.TimeoutException:
         raise UpstreamTimeout(f"the upstream {host} went silent mid-stream") from None
     except httpx.HTTPError as exc:
-        raise UpstreamStreamError(f"the upstream {host} stream broke: {type(exc).__name__}") from None
+        raise UpstreamStreamError(
+            f"the upstream {host} stream broke: {type(exc).__name__}"
+        ) from None
     if held:
         yield scrub.bytes(held)
 

@@ -142,7 +142,7 @@ async def ending_in_error_event(
     except ApiError as exc:
         log.warning("%s: stream failed: %s", provider, scrub(exc.message))
         yield error_event(exc.error_type, exc.message, scrub)
-    except Exception as exc:  # noqa: BLE001 - a stream ends with an event, never a cut
+    except Exception as exc:
         detail = f"{type(exc).__name__}: {' '.join(str(exc).split())[:300]}"
         log.error("%s: stream failed unexpectedly: %s", provider, scrub(detail))
         message = f"the gateway failed mid-stream ({type(exc).__name__}); see its log"

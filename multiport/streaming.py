@@ -65,7 +65,7 @@ class StreamState:
 
     def start(self) -> Event:
         usage = final_usage(None, self.input_tokens, 0)
-        message = {
+        message: Event = {
             "id": self.message_id,
             "type": "message",
             "role": "assistant",
@@ -118,7 +118,10 @@ class StreamState:
             writer.text(kind, text, out)
         writer.close(out)
         has_tool_use = any(c.name for c in self._tools.calls)
-        delta = {"stop_reason": final_stop_reason(self.stop_reason, has_tool_use), "stop_sequence": None}
+        delta = {
+            "stop_reason": final_stop_reason(self.stop_reason, has_tool_use),
+            "stop_sequence": None,
+        }
         usage = final_usage(self._usage, self.input_tokens, self._generated)
         out.append({"type": "message_delta", "delta": delta, "usage": usage})
         out.append({"type": "message_stop"})

@@ -122,7 +122,7 @@ class CompiledTemplate:
         """
         try:
             text = self.template.render(**context)
-        except Exception as exc:  # noqa: BLE001 - any failure of user code is reported
+        except Exception as exc:
             message = f"template {self.name} failed at line {_error_line(exc, self.name)}: " + (
                 _one_line(exc)
             )

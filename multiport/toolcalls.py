@@ -70,9 +70,7 @@ class ToolCallAssembler:
             return self._new()
         index = piece.index if piece.index is not None else position
         call = self._by_index.get(index)
-        if call is None:
-            call = self._by_index[index] = self._new()
-        elif (
+        if call is None or (
             self._new_call_on_new_id
             and call.name
             and piece.name

@@ -127,7 +127,11 @@ def test_passthrough_never_echoes_the_clients_own_key(
         response = client.post(
             "/v1/messages",
             headers={"x-api-key": own_key},
-            json={"model": "claude-x", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]},
+            json={
+                "model": "claude-x",
+                "max_tokens": 5,
+                "messages": [{"role": "user", "content": "hi"}],
+            },
         )
     assert response.status_code == 401
     assert own_key not in response.text
@@ -196,7 +200,11 @@ def _sent(respx_mock: respx.MockRouter) -> dict[str, Any]:
 
 def _ok(respx_mock: respx.MockRouter) -> None:
     respx_mock.post(f"{UPSTREAM}/chat/completions").respond(
-        json={"choices": [{"message": {"role": "assistant", "content": "ok"}, "finish_reason": "stop"}]}
+        json={
+            "choices": [
+                {"message": {"role": "assistant", "content": "ok"}, "finish_reason": "stop"}
+            ]
+        }
     )
 
 
@@ -206,7 +214,10 @@ def test_a_call_left_unanswered_before_another_assistant_turn_is_answered(
     _ok(respx_mock)
     messages = [
         {"role": "user", "content": "go"},
-        {"role": "assistant", "content": [{"type": "tool_use", "id": "t1", "name": "f", "input": {}}]},
+        {
+            "role": "assistant",
+            "content": [{"type": "tool_use", "id": "t1", "name": "f", "input": {}}],
+        },
         {"role": "assistant", "content": "never mind"},
         {"role": "user", "content": "and now?"},
     ]
@@ -225,14 +236,20 @@ def test_images_in_a_tool_result_reach_the_upstream(
     png = {"type": "base64", "media_type": "image/png", "data": "iVBORw0KGgo="}
     messages = [
         {"role": "user", "content": "look"},
-        {"role": "assistant", "content": [{"type": "tool_use", "id": "t1", "name": "f", "input": {}}]},
+        {
+            "role": "assistant",
+            "content": [{"type": "tool_use", "id": "t1", "name": "f", "input": {}}],
+        },
         {
             "role": "user",
             "content": [
                 {
                     "type": "tool_result",
                     "tool_use_id": "t1",
-                    "content": [{"type": "text", "text": "a screenshot"}, {"type": "image", "source": png}],
+                    "content": [
+                        {"type": "text", "text": "a screenshot"},
+                        {"type": "image", "source": png},
+                    ],
                 }
             ],
         },
@@ -263,7 +280,10 @@ def test_thinking_history_is_sent_back_as_reasoning_content_when_asked(
         },
         {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t1", "content": "1"}]},
     ]
-    for options, expected in (("", None), ("options:\n  thinking_history: send\n", "I should call f.")):
+    for options, expected in (
+        ("", None),
+        ("options:\n  thinking_history: send\n", "I should call f."),
+    ):
         app = create_app(provider(tmp_path, options), transport=httpx.AsyncHTTPTransport())
         with TestClient(app) as client:
             assert ask(client, messages=messages, tools=TOOLS).status_code == 200
@@ -297,11 +317,17 @@ BASE = '{"model": "claude-x", "max_tokens": 5, "messages": [{"role": "user", "co
     [
         ((BASE % '"h\\u00e9"').replace("\\u00e9", "\xff").encode("latin-1"), "UTF-8"),
         (
-            (BASE % f'[{{"type": "text", "text": "x", "cache_control": {{"a": {"[" * 1000 + "]" * 1000}}}}}]').encode(),
+            (
+                BASE
+                % f'[{{"type": "text", "text": "x", "cache_control": {{"a": {"[" * 1000 + "]" * 1000}}}}}]'
+            ).encode(),
             "nested too deeply",
         ),
         ((BASE % '[{"type": "text", "text": 5}]').encode(), "$.messages[0].content[0].text"),
-        ((BASE % '[{"type": "image", "source": "abc"}]').encode(), "$.messages[0].content[0].source"),
+        (
+            (BASE % '[{"type": "image", "source": "abc"}]').encode(),
+            "$.messages[0].content[0].source",
+        ),
         (
             (BASE % '[{"type": "tool_result", "tool_use_id": "t", "content": ["a"]}]').encode(),
             "$.messages[0].content[0].content",
@@ -312,7 +338,14 @@ BASE = '{"model": "claude-x", "max_tokens": 5, "messages": [{"role": "user", "co
             "$.thinking.budget_tokens",
         ),
     ],
-    ids=["invalid-utf8", "deep-nesting", "text-not-string", "source-string", "result-strings", "budget-string"],
+    ids=[
+        "invalid-utf8",
+        "deep-nesting",
+        "text-not-string",
+        "source-string",
+        "result-strings",
+        "budget-string",
+    ],
 )
 @pytest.mark.parametrize("path", ["/v1/messages", "/v1/messages/count_tokens"])
 def test_malformed_input_is_a_400_naming_what_to_fix(
@@ -340,8 +373,9 @@ def test_a_stream_template_that_recurses_ends_with_an_error_event_and_one_log_li
     with caplog.at_level(logging.WARNING), TestClient(app) as client:
         events = stream_events(ask(client, stream=True))
     check_stream(events, expect_error=True)
-    assert "RecursionError" in events[-1][1]["error"]["message"] or "recursion" in (
-        events[-1][1]["error"]["message"]
+    assert (
+        "RecursionError" in events[-1][1]["error"]["message"]
+        or "recursion" in (events[-1][1]["error"]["message"])
     )
     lines = [r for r in caplog.records if r.name.startswith("multiport")]
     assert len(lines) == 1, [r.getMessage() for r in lines]
@@ -352,7 +386,9 @@ def test_a_stream_template_that_recurses_ends_with_an_error_event_and_one_log_li
 def test_an_answer_nested_too_deeply_is_a_502_naming_the_upstream(
     client: TestClient[Any], respx_mock: respx.MockRouter
 ) -> None:
-    deep = b'{"choices": [{"message": {"content": "x", "junk": ' + b"[" * 5000 + b"]" * 5000 + b"}}]}"
+    deep = (
+        b'{"choices": [{"message": {"content": "x", "junk": ' + b"[" * 5000 + b"]" * 5000 + b"}}]}"
+    )
     respx_mock.post(f"{UPSTREAM}/chat/completions").respond(content=deep)
     response = ask(client)
     assert response.status_code == 502

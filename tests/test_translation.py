@@ -51,7 +51,9 @@ def render(
     template = provider.wire.request
     assert template is not None
     rendered: dict[str, Any] = template.render(
-        request=msgspec.to_builtins(neutral.request), options=msgspec.to_builtins(provider.spec.options), model=target
+        request=msgspec.to_builtins(neutral.request),
+        options=msgspec.to_builtins(provider.spec.options),
+        model=target,
     )
     return rendered
 
@@ -185,7 +187,9 @@ def test_tool_choice_and_parallel_and_dropped_server_tools() -> None:
     assert [t["function"]["name"] for t in out["tools"]] == ["a"]
     assert out["tool_choice"] == {"type": "function", "function": {"name": "a"}}
     assert out["parallel_tool_calls"] is False
-    dropped = render(dropping, _body(tools=tools, tool_choice={"type": "tool", "name": "web_search"}))
+    dropped = render(
+        dropping, _body(tools=tools, tool_choice={"type": "tool", "name": "web_search"})
+    )
     assert "tool_choice" not in dropped
     none = render(dropping, _body(tools=tools, tool_choice={"type": "none"}))
     assert none["tool_choice"] == "none"

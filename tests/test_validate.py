@@ -39,7 +39,10 @@ EXPECTED: dict[str, tuple[int, str]] = {
     "template-dunder.yaml": (6, "template reaches for `__class__`"),
     "template-env.yaml": (6, "template uses `environ`, which it cannot see"),
     "template-getitem-dunder.yaml": (6, "template reaches for `__init__`"),
-    "template-not-object.yaml": (5, "rendered an invalid request body: Expected `object`, got `array`"),
+    "template-not-object.yaml": (
+        5,
+        "rendered an invalid request body: Expected `object`, got `array`",
+    ),
     "stream-template-typo.yaml": (
         5,
         "template stream-template-typo:stream rendered an invalid stream event: Object contains unknown field `stop_reasn`",
