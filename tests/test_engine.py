@@ -393,3 +393,67 @@ def test_an_answer_nested_too_deeply_is_a_502_naming_the_upstream(
     response = ask(client)
     assert response.status_code == 502
     assert "upstream.test" in response.json()["error"]["message"]
+
+
+# routing (defect 7)
+
+
+def test_every_listed_fallback_id_is_routable(
+    tmp_path: Path, respx_mock: respx.MockRouter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MULTIPORT_CACHE_DIR", str(tmp_path / "cache"))
+    catalog = "catalog:\n  url: /models\n  fallback: [listed-model]\n"
+    respx_mock.get(f"{UPSTREAM}/models").respond(503)
+    _ok(respx_mock)
+    app = create_app(provider(tmp_path, catalog), transport=httpx.AsyncHTTPTransport())
+    with TestClient(app) as client:
+        listed = [m["id"] for m in client.get("/v1/models").json()["data"]]
+        assert "listed-model" in listed
+        for model in listed:
+            response = ask(client, model=model)
+            assert response.status_code == 200, (model, response.text)
+    assert _sent(respx_mock)["model"] == "listed-model"
+
+
+# tool ids in linear time (defect 14)
+
+
+def test_twenty_thousand_repeated_tool_ids_stay_unique(
+    client: TestClient[Any], respx_mock: respx.MockRouter
+) -> None:
+    _ok(respx_mock)
+    n = 20_000
+    calls = [{"type": "tool_use", "id": "same", "name": "f", "input": {}} for _ in range(n)]
+    results = [{"type": "tool_result", "tool_use_id": "same", "content": "r"} for _ in range(n)]
+    messages = [
+        {"role": "user", "content": "go"},
+        {"role": "assistant", "content": calls},
+        {"role": "user", "content": results},
+    ]
+    assert ask(client, messages=messages, tools=TOOLS).status_code == 200
+    sent = _sent(respx_mock)
+    ids = [c["id"] for c in sent["messages"][1]["tool_calls"]]
+    assert len(set(ids)) == n
+    check_openai_request(sent)
+
+
+# contracts at run time
+
+
+def test_a_template_typo_the_samples_miss_is_an_error_naming_template_and_key(
+    tmp_path: Path, respx_mock: respx.MockRouter
+) -> None:
+    # Only an upstream field the samples lack reaches the misspelt key.
+    template = (
+        "wire:\n  dialect: openai-chat\n  response: |\n"
+        '    {"content": [{"type": "text", "text": "x"}]'
+        '{% if response.get("rare") %}, "stop_reasn": "end_turn"{% endif %}}\n'
+    )
+    respx_mock.post(f"{UPSTREAM}/chat/completions").respond(json={"rare": True})
+    app = create_app(provider(tmp_path, template), transport=httpx.AsyncHTTPTransport())
+    with TestClient(app) as client:
+        response = ask(client)
+    assert response.status_code == 500
+    message = response.json()["error"]["message"]
+    assert "template p:response" in message
+    assert "stop_reasn" in message

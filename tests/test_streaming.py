@@ -11,6 +11,7 @@ import msgspec
 import pytest
 
 from multiport.compile import load_providers
+from multiport.answer import fold, message_events
 from multiport.contracts import StreamEvent, ToolCallDelta
 from multiport.framing import LineFramer
 from multiport.relay import ending_in_error_event, translate_stream
@@ -20,6 +21,7 @@ from multiport.streaming import StreamState, encode_events
 from multiport.toolids import ToolNames
 
 from .stream_checker import check_stream, parse_sse
+from .whole_answers import ollama_whole, openai_whole
 
 CORPUS = sorted((Path(__file__).parent / "data" / "streams").glob("*.json"))
 
@@ -38,9 +40,7 @@ async def _pieces(raw: bytes, size: int) -> AsyncIterator[bytes]:
 
 async def _run(case: dict[str, Any], tmp_path: Path) -> bytes:
     options = msgspec.convert(case.get("options", {}), OptionsSpec)
-    state = StreamState(
-        "claude-test", ToolNames(64), 5, options.reasoning == "thinking", options.tool_stream
-    )
+    state = _state(options)
     context = {"request": {}, "options": msgspec.to_builtins(options), "model": "upstream-model"}
     raw = case["raw"].encode("utf-8")
     out = b""
@@ -56,6 +56,41 @@ async def _run(case: dict[str, Any], tmp_path: Path) -> bytes:
     async for frame in ending_in_error_event(frames, Scrubber(), "test"):
         out += frame
     return out
+
+
+def _state(options: OptionsSpec) -> StreamState:
+    return StreamState(
+        "claude-test", ToolNames(64), 5, options.reasoning == "thinking", options.tool_stream
+    )
+
+
+@pytest.mark.parametrize(
+    "path", [p for p in CORPUS if not json.loads(p.read_text())["expect"].get("error")], ids=lambda p: p.stem
+)
+async def test_streamed_and_complete_answers_agree(path: Path, tmp_path: Path) -> None:
+    """The same upstream answer, streamed or not, gives the same stop reason and usage."""
+    case = json.loads(path.read_text())  # noqa: ASYNC240 - a small test file
+    options = msgspec.convert(case.get("options", {}), OptionsSpec)
+    streamed = check_stream(parse_sse(await _run(case, tmp_path)))
+    raw = case["raw"].encode("utf-8")
+    if case["dialect"] == "ollama-chat":
+        whole = ollama_whole(raw)
+    else:
+        whole = openai_whole(raw, snapshots=options.tool_stream.arguments == "snapshots")
+    (tmp_path / "p.yaml").write_text(
+        f"port: 9000\nbase_url: http://x\nwire:\n  dialect: {case['dialect']}\n"
+    )
+    template = load_providers([str(tmp_path / "p.yaml")]).providers[0].wire.response
+    assert template is not None
+    context = {"request": {}, "options": msgspec.to_builtins(options), "model": "upstream-model"}
+    answer = template.render(response=whole, **context)
+    complete = fold(message_events(_state(options), answer))
+    assert complete["stop_reason"] == streamed["stop_reason"]
+    assert complete["usage"] == streamed["usage"]
+    # A complete answer has no order between its text and its calls; a stream does.
+    assert sorted(b["type"] for b in complete["content"]) == sorted(
+        b["type"] for b in streamed["content"]
+    )
 
 
 def test_corpus_is_broad() -> None:
