@@ -1,7 +1,8 @@
 """multiport: one gateway, many providers, declared in YAML."""
 
-from .compile import LoadResult, Provider, load_providers
+from .compile import LoadResult, load_providers
 from .errors import ApiError, ConfigError, MultiportError
+from .provider import Provider
 from .spec import ProviderSpec
 
 __version__ = "0.1.0"

@@ -17,9 +17,9 @@ from litestar.response import Stream
 
 from . import __version__
 from .catalog import Catalog
-from .compile import Provider
 from .engine import Engine
 from .errors import ApiError, error_type_for_status
+from .provider import Provider
 from .scrub import Scrubber, error_body
 from .upstream import Upstream
 

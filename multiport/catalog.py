@@ -17,8 +17,8 @@ from typing import Any
 
 import msgspec
 
-from .compile import Provider
 from .errors import MultiportError
+from .provider import Provider
 from .upstream import Upstream
 
 __all__ = ["Catalog", "ModelInfo", "cache_dir"]

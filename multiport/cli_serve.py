@@ -11,7 +11,8 @@ import os
 import sys
 from typing import Any
 
-from .compile import LoadResult, Provider, load_providers
+from .compile import LoadResult, load_providers
+from .provider import Provider
 
 __all__ = ["register"]
 

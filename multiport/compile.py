@@ -11,63 +11,19 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
+import msgspec
 from jsonpath_ng.ext import parse as parse_jsonpath  # type: ignore[attr-defined]
 
 from ._yamlsource import Path
 from .errors import Problem
 from .loader import LoadedFile, find_provider_files, load_file
 from .mapping import Rule
+from .provider import CatalogPaths, Provider
 from .rehearse import rehearse
-from .spec import CatalogSpec, ProviderSpec
-from .wire import Wire, compile_wire
+from .spec import ProviderSpec
+from .wire import compile_wire
 
-__all__ = ["CatalogPaths", "LoadResult", "Provider", "load_providers"]
-
-
-@dataclass(frozen=True)
-class CatalogPaths:
-    """Compiled catalog JSONPaths."""
-
-    spec: CatalogSpec
-    url: str
-    items: Any
-    id: Any
-    fields: Mapping[str, Any]
-
-
-@dataclass(frozen=True)
-class Provider:
-    """Everything the engine needs for one provider, compiled."""
-
-    name: str
-    file: str
-    spec: ProviderSpec
-    base_url: str
-    messages_url: str
-    rules: tuple[Rule, ...]
-    wire: Wire
-    catalog: CatalogPaths | None
-    strip_keys: frozenset[str]
-    completion_tokens_models: re.Pattern[str] | None
-    output_limits: tuple[tuple[re.Pattern[str], int], ...]
-    upstream_headers: Mapping[str, str]
-    missing_credentials: tuple[str, ...]
-    secrets: tuple[str, ...]
-
-    def max_tokens_field(self, model: str) -> str:
-        pattern = self.completion_tokens_models
-        if pattern is not None and pattern.search(model):
-            return "max_completion_tokens"
-        return self.spec.options.max_tokens_field
-
-    def output_limit(self, model: str, catalog_limit: int | None) -> int | None:
-        """The output token limit of `model`: the catalog's, else the options'."""
-        if catalog_limit:
-            return catalog_limit
-        for pattern, limit in self.output_limits:
-            if pattern.search(model):
-                return limit
-        return self.spec.options.max_output_tokens
+__all__ = ["LoadResult", "load_providers"]
 
 
 @dataclass
@@ -207,6 +163,7 @@ def _compile(loaded: LoadedFile, strict_env: bool) -> Provider | None:
         upstream_headers=headers,
         missing_credentials=missing,
         secrets=secrets,
+        template_options=msgspec.to_builtins(spec.options),
     )
 
 

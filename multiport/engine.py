@@ -19,9 +19,8 @@ import msgspec
 
 from . import __version__
 from .answer import fold, message_events
-from .anthropic_wire import ImageBlock, MessagesRequest, decode_count, decode_messages
+from .anthropic_wire import MessagesRequest, decode_count, decode_messages
 from .catalog import Catalog
-from .compile import Provider
 from .contracts import RenderedAnswer
 from .errors import (
     AuthenticationError,
@@ -33,9 +32,11 @@ from .errors import (
     UpstreamTimeout,
 )
 from .mapping import Resolution, resolve
-from .normalize import Neutral, build_neutral
+from .normalize import Neutral
 from .passthrough import passthrough_stream
+from .provider import Provider
 from .relay import ending_in_error_event, translate_stream
+from .render import render_request
 from .scrub import Scrubber, client_key, excerpt
 from .streaming import StreamState, encode_events
 from .tokens import estimate_tokens
@@ -78,7 +79,7 @@ class Engine:
         self.upstream = upstream
         self.catalog = catalog
         self.scrubber = Scrubber(provider.secrets)
-        self.options = msgspec.to_builtins(provider.spec.options)
+        self.options = provider.template_options
         self._spec_options = provider.spec.options
         self._auth_header = provider.spec.auth.header
         self._bearer = self._auth_header.lower() == "authorization"
@@ -173,33 +174,12 @@ class Engine:
         stream: bool,
     ) -> _Call:
         info = self.catalog.get(target)
-        limit = self.provider.output_limit(target, info.max_output_tokens if info else None)
-        if (
-            info
-            and info.input_modalities
-            and "image" not in info.input_modalities
-            and _has_image(request)
-        ):
-            raise InvalidRequest(
-                f"model {target} does not accept image input (its modalities: "
-                f"{', '.join(info.input_modalities)}); remove the image or choose another model"
-            )
-        neutral = build_neutral(
-            request,
-            target=target,
-            options=self._spec_options,
-            strip_keys=self.provider.strip_keys,
-            max_tokens_field=self.provider.max_tokens_field(target),
-            output_limit=limit,
-            stream=stream,
-        )
-        data = msgspec.to_builtins(neutral.request)
-        template = self.provider.wire.request
-        assert template is not None
-        payload = _encode(template.render(request=data, options=self.options, model=target))
-        context = {"request": data, "options": self.options, "model": target}
+        rendered = render_request(self.provider, request, target, info=info, stream=stream)
+        context = {"request": rendered.data, "options": self.options, "model": target}
         estimate = estimate_tokens(request.system, request.messages, request.tools)
-        return _Call(payload, headers, request.model, neutral, context, estimate, scrub)
+        return _Call(
+            rendered.body, headers, request.model, rendered.neutral, context, estimate, scrub
+        )
 
     def _state(self, call: _Call) -> StreamState:
         return StreamState(
@@ -294,15 +274,6 @@ class Engine:
         except RecursionError as exc:
             raise InvalidRequest("invalid request: the request is nested too deeply") from exc
         return _encode({"input_tokens": count})
-
-
-def _has_image(request: MessagesRequest) -> bool:
-    return any(
-        isinstance(block, ImageBlock)
-        for message in request.messages
-        if not isinstance(message.content, str)
-        for block in message.content
-    )
 
 
 async def _replay(frames: bytes) -> AsyncIterator[bytes]:

@@ -12,8 +12,8 @@ from collections.abc import Generator, Sequence
 import uvicorn
 
 from .app import create_app
-from .compile import Provider
 from .errors import MultiportError
+from .provider import Provider
 
 __all__ = ["PortFailed", "PortInUse", "bind", "serve"]
 

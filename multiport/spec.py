@@ -11,6 +11,8 @@ from typing import Annotated, Literal
 import msgspec
 from msgspec import Meta
 
+from .options import OptionsSpec, ToolStreamSpec
+
 __all__ = [
     "AuthSpec",
     "CatalogFields",
@@ -28,11 +30,7 @@ Port = Annotated[int, Meta(ge=1, le=65535, description="TCP port, 1-65535.")]
 Seconds = Annotated[float, Meta(gt=0, description="A duration in seconds.")]
 
 
-class _Spec(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
-    """Base of every spec: frozen and strict."""
-
-
-class TemplateFile(_Spec, frozen=True, forbid_unknown_fields=True, kw_only=True):
+class TemplateFile(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
     """A Jinja template kept in a file next to the provider YAML."""
 
     file: Annotated[str, Meta(description="Path of the template, relative to the YAML file.")]
@@ -41,7 +39,7 @@ class TemplateFile(_Spec, frozen=True, forbid_unknown_fields=True, kw_only=True)
 Template = str | TemplateFile
 
 
-class AuthSpec(_Spec, frozen=True, forbid_unknown_fields=True, kw_only=True):
+class AuthSpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
     """How multiport authenticates to the upstream."""
 
     header: Annotated[
@@ -63,7 +61,7 @@ class AuthSpec(_Spec, frozen=True, forbid_unknown_fields=True, kw_only=True):
     ] = False
 
 
-class TimeoutsSpec(_Spec, frozen=True, forbid_unknown_fields=True, kw_only=True):
+class TimeoutsSpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
     """Upstream timeouts, in seconds."""
 
     connect: Annotated[float, Meta(gt=0, description="Time to open a connection.")] = 10.0
@@ -74,7 +72,7 @@ class TimeoutsSpec(_Spec, frozen=True, forbid_unknown_fields=True, kw_only=True)
     pool: Annotated[float, Meta(gt=0, description="Time to wait for a free connection.")] = 10.0
 
 
-class CatalogFields(_Spec, frozen=True, forbid_unknown_fields=True, kw_only=True):
+class CatalogFields(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
     """JSONPaths evaluated on each catalog item, for model metadata. All optional."""
 
     display_name: Annotated[str | None, Meta(description="Human-readable name.")] = None
@@ -90,7 +88,7 @@ class CatalogFields(_Spec, frozen=True, forbid_unknown_fields=True, kw_only=True
     created: Annotated[str | None, Meta(description="Creation time (epoch or ISO 8601).")] = None
 
 
-class CatalogSpec(_Spec, frozen=True, forbid_unknown_fields=True, kw_only=True):
+class CatalogSpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
     """Where the upstream lists its models, and how to read the list."""
 
     url: Annotated[
@@ -122,7 +120,7 @@ class CatalogSpec(_Spec, frozen=True, forbid_unknown_fields=True, kw_only=True):
     ] = []
 
 
-class MappingSpec(_Spec, frozen=True, forbid_unknown_fields=True, kw_only=True):
+class MappingSpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
     """One model mapping: the first rule whose regex matches the client's model wins."""
 
     match: Annotated[
@@ -138,7 +136,7 @@ class MappingSpec(_Spec, frozen=True, forbid_unknown_fields=True, kw_only=True):
     ]
 
 
-class WireSpec(_Spec, frozen=True, forbid_unknown_fields=True, kw_only=True):
+class WireSpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
     """The upstream's wire format: a built-in dialect, or templates of your own."""
 
     dialect: Annotated[
@@ -176,122 +174,7 @@ class WireSpec(_Spec, frozen=True, forbid_unknown_fields=True, kw_only=True):
     ] = None
 
 
-class ToolStreamSpec(_Spec, frozen=True, forbid_unknown_fields=True, kw_only=True):
-    """How the upstream streams tool calls; the defaults fit OpenAI's own streams."""
-
-    arguments: Annotated[
-        Literal["deltas", "snapshots"],
-        Meta(
-            description="`deltas`: each piece of arguments is appended (OpenAI). "
-            "`snapshots`: each piece repeats all arguments so far; only the new suffix is sent."
-        ),
-    ] = "deltas"
-    reused_index: Annotated[
-        Literal["new-call-on-new-id", "same-call"],
-        Meta(
-            description="A piece with a name and a new id on an index that already has a "
-            "call: `new-call-on-new-id` starts a new call (servers that give every call "
-            "index 0); `same-call` continues the call already there."
-        ),
-    ] = "new-call-on-new-id"
-    arguments_before_name: Annotated[
-        Literal["hold", "error"],
-        Meta(
-            description="Arguments that arrive before the call's name: `hold` them until "
-            "the name comes; `error` ends the stream with an error event."
-        ),
-    ] = "hold"
-
-
-class OptionsSpec(_Spec, frozen=True, forbid_unknown_fields=True, kw_only=True):
-    """Named quirks that the engine and the templates understand."""
-
-    max_tokens_field: Annotated[
-        Literal["max_tokens", "max_completion_tokens"],
-        Meta(description="Upstream field that carries the output token limit."),
-    ] = "max_tokens"
-    max_completion_tokens_models: Annotated[
-        str | None,
-        Meta(description="Regex of models that demand `max_completion_tokens` instead."),
-    ] = None
-    max_output_tokens: Annotated[
-        Annotated[int, Meta(ge=1)] | None,
-        Meta(description="Clamp `max_tokens` to this when nothing more specific is known."),
-    ] = None
-    output_limits: Annotated[
-        dict[str, Annotated[int, Meta(ge=1)]],
-        Meta(
-            description="Regex of upstream model → its output token limit, used when the "
-            "catalog knows none; the first match wins, e.g. `^gpt-4o: 16384`."
-        ),
-    ] = {}
-    strip_schema_keys: Annotated[
-        list[str],
-        Meta(description="JSON-schema keywords removed from tool schemas, at any depth."),
-    ] = []
-    reasoning: Annotated[
-        Literal["thinking", "drop"],
-        Meta(description="Upstream reasoning deltas become a `thinking` block, or are dropped."),
-    ] = "thinking"
-    reasoning_effort: Annotated[
-        bool,
-        Meta(description="Map `output_config.effort` / `thinking` to `reasoning_effort`."),
-    ] = False
-    stream_options: Annotated[
-        bool,
-        Meta(description="Send `stream_options: {include_usage: true}` when streaming."),
-    ] = True
-    can_stream: Annotated[
-        bool,
-        Meta(description="False: call without streaming and replay the answer as a stream."),
-    ] = True
-    empty_assistant_content: Annotated[
-        Literal["null", "empty", "omit"],
-        Meta(description="How to write the content of an assistant turn with only tool calls."),
-    ] = "null"
-    join_text: Annotated[
-        bool, Meta(description="Send all-text user content as one string, not a list of parts.")
-    ] = True
-    cache_control: Annotated[
-        bool, Meta(description="Keep `cache_control` on content parts (OpenRouter caching).")
-    ] = False
-    documents: Annotated[
-        Literal["flatten", "refuse"],
-        Meta(description="`document` blocks: text sources flattened to text, or a 400."),
-    ] = "flatten"
-    send_user: Annotated[bool, Meta(description="Send `metadata.user_id` as `user`.")] = False
-    send_top_k: Annotated[bool, Meta(description="Send `top_k` (not an OpenAI field).")] = False
-    tool_name_max: Annotated[
-        int, Meta(ge=8, description="Longest tool name the upstream accepts; longer is cut.")
-    ] = 64
-    forward_headers: Annotated[
-        list[str], Meta(description="Client request headers forwarded to the upstream as is.")
-    ] = []
-    server_tools: Annotated[
-        Literal["reject", "drop"],
-        Meta(
-            description="Server tools (`web_search_…`, `code_execution_…`) that only "
-            "Anthropic runs: `reject` answers 400 naming the tool; `drop` leaves them out "
-            "and says so in the `multiport-dropped-tools` response header."
-        ),
-    ] = "reject"
-    thinking_history: Annotated[
-        Literal["drop", "send"],
-        Meta(
-            description="Thinking blocks of earlier assistant turns: `drop` them, or `send` "
-            "their text as the turn's `reasoning` (`reasoning_content` in openai-chat; "
-            "DeepSeek and Kimi thinking-mode tool loops need it)."
-        ),
-    ] = "drop"
-    tool_stream: Annotated[
-        ToolStreamSpec, Meta(description="How the upstream streams tool calls.")
-    ] = ToolStreamSpec()
-    ping_interval: Annotated[
-        float, Meta(gt=0, description="Seconds of upstream silence before a `ping` event.")
-    ] = 12.0
-
-
-class ProviderSpec(_Spec, frozen=True, forbid_unknown_fields=True, kw_only=True):
+class ProviderSpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
     """One provider: where it listens, where it forwards, and how it translates."""
 
     port: Annotated[Port, Meta(description="Port this provider listens on.")]

@@ -11,13 +11,13 @@ from typing import Any
 import httpx
 import msgspec
 
-from .compile import Provider
 from .errors import (
     UpstreamError,
     UpstreamStatusError,
     UpstreamTimeout,
     UpstreamUnreachable,
 )
+from .provider import Provider
 
 __all__ = ["Upstream", "make_transport"]
 

@@ -1,4 +1,4 @@
-"""One checker for the Anthropic event-order invariants (PROTOCOL.md §4), used by every
+"""One checker for the Anthropic event-order invariants (docs/templates.md), used by every
 streaming test."""
 
 from __future__ import annotations

@@ -14,14 +14,15 @@ import pytest
 import respx
 
 from multiport.catalog import Catalog
-from multiport.compile import Provider, load_providers
+from multiport.compile import load_providers
+from multiport.provider import Provider
 from multiport.upstream import Upstream
 
 from .conftest import PROVIDERS_DIR
 
 
 def github_catalog(n: int) -> list[dict[str, Any]]:
-    """A GitHub Models catalog of `n` models (PROTOCOL.md §7)."""
+    """A GitHub Models catalog of `n` models, in the shape GitHub serves."""
     models = []
     for i in range(n):
         publisher = ["openai", "meta", "mistral-ai", "microsoft"][i % 4]

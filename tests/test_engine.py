@@ -14,7 +14,8 @@ import respx
 from litestar.testing import TestClient
 
 from multiport.app import create_app
-from multiport.compile import Provider, load_providers
+from multiport.compile import load_providers
+from multiport.provider import Provider
 
 from .openai_strict import check_openai_request
 from .stream_checker import check_stream, parse_sse

@@ -13,7 +13,8 @@ import respx
 from litestar.testing import TestClient
 
 from multiport.app import create_app
-from multiport.compile import Provider, load_providers
+from multiport.compile import load_providers
+from multiport.provider import Provider
 
 from .stream_checker import check_stream, parse_sse
 

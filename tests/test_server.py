@@ -15,7 +15,8 @@ import pytest
 
 from multiport import server as server_module
 from multiport.cli import main
-from multiport.compile import Provider, load_providers
+from multiport.compile import load_providers
+from multiport.provider import Provider
 from multiport.server import PortFailed, serve
 
 from .upstream_server import free_port

@@ -10,8 +10,8 @@ from typing import Any
 import msgspec
 import pytest
 
-from multiport.compile import load_providers
 from multiport.answer import fold, message_events
+from multiport.compile import load_providers
 from multiport.contracts import StreamEvent, ToolCallDelta
 from multiport.framing import LineFramer
 from multiport.relay import ending_in_error_event, translate_stream
@@ -65,7 +65,9 @@ def _state(options: OptionsSpec) -> StreamState:
 
 
 @pytest.mark.parametrize(
-    "path", [p for p in CORPUS if not json.loads(p.read_text())["expect"].get("error")], ids=lambda p: p.stem
+    "path",
+    [p for p in CORPUS if not json.loads(p.read_text())["expect"].get("error")],
+    ids=lambda p: p.stem,
 )
 async def test_streamed_and_complete_answers_agree(path: Path, tmp_path: Path) -> None:
     """The same upstream answer, streamed or not, gives the same stop reason and usage."""

@@ -1,4 +1,4 @@
-"""Anthropic → upstream request translation: golden files and PROTOCOL.md §2 rules."""
+"""Anthropic → upstream request translation: golden files and the translation rules."""
 
 from __future__ import annotations
 
@@ -12,9 +12,10 @@ import msgspec
 import pytest
 
 from multiport.anthropic_wire import decode_messages
-from multiport.compile import Provider, load_providers
+from multiport.compile import load_providers
 from multiport.errors import InvalidRequest
-from multiport.normalize import build_neutral
+from multiport.provider import Provider
+from multiport.render import render_request
 
 from .conftest import DATA, PROVIDERS_DIR
 from .openai_strict import check_openai_request
@@ -39,23 +40,9 @@ def render(
     provider: Provider, body: dict[str, Any], target: str = "target-model"
 ) -> dict[str, Any]:
     request = decode_messages(msgspec.json.encode(body))
-    neutral = build_neutral(
-        request,
-        target=target,
-        options=provider.spec.options,
-        strip_keys=provider.strip_keys,
-        max_tokens_field=provider.max_tokens_field(target),
-        output_limit=provider.output_limit(target, None),
-        stream=request.stream,
-    )
-    template = provider.wire.request
-    assert template is not None
-    rendered: dict[str, Any] = template.render(
-        request=msgspec.to_builtins(neutral.request),
-        options=msgspec.to_builtins(provider.spec.options),
-        model=target,
-    )
-    return rendered
+    rendered = render_request(provider, request, target, stream=request.stream)
+    sent: dict[str, Any] = msgspec.json.decode(rendered.body)
+    return sent
 
 
 @pytest.mark.parametrize("fixture", FIXTURES)

@@ -12,8 +12,9 @@ from litestar import Litestar
 from litestar.testing import TestClient
 
 from multiport.app import create_app
-from multiport.compile import Provider, load_providers
+from multiport.compile import load_providers
 from multiport.errors import UpstreamError
+from multiport.provider import Provider
 from multiport.upstream import Upstream, make_transport
 
 from .upstream_server import Reply, ScriptedUpstream

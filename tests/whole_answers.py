@@ -34,7 +34,11 @@ class _OpenAICalls:
         call = self.by_index.get(index)
         new_id = piece.get("id") and call and call["id"] and piece["id"] != call["id"]
         if call is None or (function.get("name") and new_id):
-            call = {"id": piece.get("id"), "type": "function", "function": {"name": None, "arguments": ""}}
+            call = {
+                "id": piece.get("id"),
+                "type": "function",
+                "function": {"name": None, "arguments": ""},
+            }
             self.by_index[index] = call
             self.calls.append(call)
         call["id"] = call["id"] or piece.get("id")
@@ -69,7 +73,9 @@ def openai_whole(raw: bytes, *, snapshots: bool = False) -> dict[str, Any]:
     named = [c for c in calls.calls if c["function"]["name"]]
     if named:
         message["tool_calls"] = named
-    answer: dict[str, Any] = {"choices": [{"index": 0, "message": message, "finish_reason": finish}]}
+    answer: dict[str, Any] = {
+        "choices": [{"index": 0, "message": message, "finish_reason": finish}]
+    }
     if usage:
         answer["usage"] = usage
     return answer

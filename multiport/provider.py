@@ -1,0 +1,61 @@
+"""The runtime provider: a provider file compiled, everything the engine reads per request."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from .mapping import Rule
+from .spec import CatalogSpec, ProviderSpec
+from .wire import Wire
+
+__all__ = ["CatalogPaths", "Provider"]
+
+
+@dataclass(frozen=True)
+class CatalogPaths:
+    """Compiled catalog JSONPaths."""
+
+    spec: CatalogSpec
+    url: str
+    items: Any
+    id: Any
+    fields: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class Provider:
+    """Everything the engine needs for one provider, compiled."""
+
+    name: str
+    file: str
+    spec: ProviderSpec
+    base_url: str
+    messages_url: str
+    rules: tuple[Rule, ...]
+    wire: Wire
+    catalog: CatalogPaths | None
+    strip_keys: frozenset[str]
+    completion_tokens_models: re.Pattern[str] | None
+    output_limits: tuple[tuple[re.Pattern[str], int], ...]
+    upstream_headers: Mapping[str, str]
+    missing_credentials: tuple[str, ...]
+    secrets: tuple[str, ...]
+    template_options: dict[str, Any]  # `options`, as templates see them
+
+    def max_tokens_field(self, model: str) -> str:
+        pattern = self.completion_tokens_models
+        if pattern is not None and pattern.search(model):
+            return "max_completion_tokens"
+        return self.spec.options.max_tokens_field
+
+    def output_limit(self, model: str, catalog_limit: int | None) -> int | None:
+        """The output token limit of `model`: the catalog's, else the options'."""
+        if catalog_limit:
+            return catalog_limit
+        for pattern, limit in self.output_limits:
+            if pattern.search(model):
+                return limit
+        return self.spec.options.max_output_tokens
