@@ -14,6 +14,7 @@ import msgspec
 from litestar import Litestar, Request, Response, get, head, post
 from litestar.exceptions import HTTPException
 from litestar.response import Stream
+from litestar.types import ExceptionHandlersMap
 
 from . import __version__
 from .catalog import Catalog
@@ -70,11 +71,8 @@ def _http_error_message(request: Request[Any, Any, Any], exc: HTTPException) -> 
     return str(exc.detail)
 
 
-def create_app(provider: Provider, *, transport: Any = None) -> Litestar:
-    """One Litestar app serving one provider."""
-    upstream = Upstream(provider, transport)
-    catalog = Catalog(provider)
-    engine = Engine(provider, upstream, catalog)
+def _exception_handlers(engine: Engine) -> ExceptionHandlersMap:
+    """Error bodies for every failure; each passes the request's scrubber."""
 
     def api_error(request: Request[Any, Any, Any], exc: ApiError) -> Response[bytes]:
         retry_after = getattr(exc, "retry_after", None)
@@ -102,6 +100,15 @@ def create_app(provider: Provider, *, transport: Any = None) -> Litestar:
         message = f"internal error ({type(exc).__name__}); see the gateway log"
         return _error_response(500, "api_error", message, scrub)
 
+    return {ApiError: api_error, HTTPException: http_error, Exception: unexpected}
+
+
+def create_app(provider: Provider, *, transport: Any = None) -> Litestar:
+    """One Litestar app serving one provider."""
+    upstream = Upstream(provider, transport)
+    catalog = Catalog(provider)
+    engine = Engine(provider, upstream, catalog)
+
     @post("/v1/messages", status_code=200)
     async def messages(request: Request[Any, Any, Any]) -> Response[bytes] | Stream:
         answer = await engine.messages(await request.body(), request.headers)
@@ -122,33 +129,11 @@ def create_app(provider: Provider, *, transport: Any = None) -> Litestar:
 
     @get("/health")
     async def health() -> Response[bytes]:
-        ready = not provider.missing_credentials
-        body = {
-            "status": "ok",
-            "provider": provider.name,
-            "ready": ready,
-            "credentials": {"ok": ready, "missing": list(provider.missing_credentials)},
-            "catalog": catalog.state(),
-        }
-        return Response(_encode(body), media_type="application/json")
+        return Response(_encode(_health(engine)), media_type="application/json")
 
     @get("/info")
     async def info() -> Response[bytes]:
-        body = {
-            "provider": provider.name,
-            "version": __version__,
-            "file": provider.file,
-            "listen": f"http://{provider.spec.host}:{provider.spec.port}",
-            "upstream_host": upstream.host,
-            "dialect": provider.wire.dialect,
-            "framing": provider.wire.framing,
-            "mappings": [
-                {"match": r.pattern.pattern, "target": list(r.targets)} for r in provider.rules
-            ],
-            "catalog": catalog.state(),
-            "credentials_missing": list(provider.missing_credentials),
-        }
-        return Response(_encode(body), media_type="application/json")
+        return Response(_encode(_info(engine)), media_type="application/json")
 
     @head("/")
     async def probe() -> None:
@@ -174,11 +159,7 @@ def create_app(provider: Provider, *, transport: Any = None) -> Litestar:
 
     app = Litestar(
         route_handlers=[messages, count_tokens, models, health, info, probe, root],
-        exception_handlers={
-            ApiError: api_error,
-            HTTPException: http_error,
-            Exception: unexpected,
-        },
+        exception_handlers=_exception_handlers(engine),
         lifespan=[lifespan],
         openapi_config=None,
         logging_config=None,
@@ -186,6 +167,36 @@ def create_app(provider: Provider, *, transport: Any = None) -> Litestar:
     )
     app.state.engine = engine
     return app
+
+
+def _health(engine: Engine) -> dict[str, Any]:
+    provider = engine.provider
+    ready = not provider.missing_credentials
+    return {
+        "status": "ok",
+        "provider": provider.name,
+        "ready": ready,
+        "credentials": {"ok": ready, "missing": list(provider.missing_credentials)},
+        "catalog": engine.catalog.state(),
+    }
+
+
+def _info(engine: Engine) -> dict[str, Any]:
+    provider = engine.provider
+    return {
+        "provider": provider.name,
+        "version": __version__,
+        "file": provider.file,
+        "listen": f"http://{provider.spec.host}:{provider.spec.port}",
+        "upstream_host": engine.upstream.host,
+        "dialect": provider.wire.dialect,
+        "framing": provider.wire.framing,
+        "mappings": [
+            {"match": r.pattern.pattern, "target": list(r.targets)} for r in provider.rules
+        ],
+        "catalog": engine.catalog.state(),
+        "credentials_missing": list(provider.missing_credentials),
+    }
 
 
 def _model_list(engine: Engine, request: Request[Any, Any, Any]) -> dict[str, Any]:

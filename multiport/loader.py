@@ -134,30 +134,40 @@ def _environment(
 
 def _unknown_keys(loaded: LoadedFile, data: Any, info: mi.Type, path: Path) -> bool:
     """Report every unknown key in the document at once, with a suggestion."""
-    found = False
     while isinstance(info, mi.Metadata):
         info = info.type
     if isinstance(info, mi.UnionType):
-        for member in info.types:
-            if isinstance(member, mi.StructType) and isinstance(data, dict):
-                return _unknown_keys(loaded, data, member, path)
-        return False
+        structs = [m for m in info.types if isinstance(m, mi.StructType)]
+        return (
+            bool(structs)
+            and isinstance(data, dict)
+            and _unknown_keys(loaded, data, structs[0], path)
+        )
     if isinstance(info, mi.StructType) and isinstance(data, dict):
-        fields = {f.encode_name: f for f in info.fields}
-        for key, value in data.items():
-            if key in fields:
-                found |= _unknown_keys(loaded, value, fields[key].type, (*path, key))
-                continue
-            close = difflib.get_close_matches(str(key), list(fields), n=1)
-            hint = f"did you mean `{close[0]}`?" if close else f"known keys: {', '.join(fields)}"
-            loaded.problem((*path, str(key)), f"unknown key `{key}`: {hint}", key=True)
-            found = True
-    elif isinstance(info, mi.ListType) and isinstance(data, list):
+        return _unknown_struct_keys(loaded, data, info, path)
+    found = False
+    if isinstance(info, mi.ListType) and isinstance(data, list):
         for i, item in enumerate(data):
             found |= _unknown_keys(loaded, item, info.item_type, (*path, i))
     elif isinstance(info, mi.DictType) and isinstance(data, dict):
         for key, value in data.items():
             found |= _unknown_keys(loaded, value, info.value_type, (*path, str(key)))
+    return found
+
+
+def _unknown_struct_keys(
+    loaded: LoadedFile, data: dict[Any, Any], info: mi.StructType, path: Path
+) -> bool:
+    found = False
+    fields = {f.encode_name: f for f in info.fields}
+    for key, value in data.items():
+        if key in fields:
+            found |= _unknown_keys(loaded, value, fields[key].type, (*path, key))
+            continue
+        close = difflib.get_close_matches(str(key), list(fields), n=1)
+        hint = f"did you mean `{close[0]}`?" if close else f"known keys: {', '.join(fields)}"
+        loaded.problem((*path, str(key)), f"unknown key `{key}`: {hint}", key=True)
+        found = True
     return found
 
 

@@ -13,7 +13,15 @@ from collections.abc import Iterable, Mapping
 
 import msgspec
 
-__all__ = ["MIN_SECRET", "Scrubber", "client_key", "error_body", "error_event", "excerpt"]
+__all__ = [
+    "MIN_SECRET",
+    "Scrubber",
+    "client_key",
+    "error_body",
+    "error_event",
+    "excerpt",
+    "guard_logs",
+]
 
 MIN_SECRET = 6  # shorter values are too likely to be ordinary words
 # Messages are scrubbed first, then cut to MAX_MESSAGE; excerpts of upstream bytes are
@@ -66,6 +74,18 @@ class Scrubber:
                 return True
 
         return _Filter()
+
+
+def guard_logs(scrub: Scrubber) -> None:
+    """Scrub every line that the process's log handlers write (multiport's and uvicorn's)."""
+    log_filter = scrub.filter()
+    loggers = [
+        logging.getLogger(),
+        *(logging.getLogger(n) for n in ("uvicorn", "uvicorn.error", "uvicorn.access")),
+    ]
+    for logger in loggers:
+        for handler in logger.handlers:
+            handler.addFilter(log_filter)
 
 
 def client_key(headers: Mapping[str, str]) -> str | None:

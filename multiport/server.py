@@ -14,6 +14,7 @@ import uvicorn
 from .app import create_app
 from .errors import MultiportError
 from .provider import Provider
+from .scrub import Scrubber, guard_logs
 
 __all__ = ["PortFailed", "PortInUse", "bind", "serve"]
 
@@ -98,79 +99,100 @@ def bind(providers: Sequence[Provider]) -> list[socket.socket]:
     return sockets
 
 
+class _Ports:
+    """Every provider's uvicorn server on its bound socket, stopped together."""
+
+    def __init__(
+        self, providers: Sequence[Provider], sockets: list[socket.socket], log_level: str
+    ) -> None:
+        self.providers = providers
+        self.sockets = sockets
+        self.servers = [_Server(_config(p, log_level)) for p in providers]
+        self.stopping = False
+        self.failures: list[tuple[Provider, BaseException]] = []
+        self.tasks: dict[asyncio.Task[None], Provider] = {}
+
+    def stop(self) -> None:
+        self.stopping = True
+        for server in self.servers:
+            server.should_exit = True
+
+    async def run(self) -> None:
+        self.tasks = {
+            asyncio.create_task(_serve_port(s, sock), name=p.name): p
+            for s, sock, p in zip(self.servers, self.sockets, self.providers, strict=True)
+        }
+        while not all(s.started for s in self.servers) and not any(t.done() for t in self.tasks):  # noqa: ASYNC110
+            await asyncio.sleep(0.01)
+        for provider, server in zip(self.providers, self.servers, strict=True):
+            if server.started:
+                _announce(provider)
+        pending = set(self.tasks)
+        while pending:
+            done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+            for task in done:
+                self._check(task)
+
+    def _check(self, task: asyncio.Task[None]) -> None:
+        exc = _failure(task, self.stopping)
+        if exc is None:
+            return
+        provider = self.tasks[task]
+        log.error(
+            "%s: the port %s:%d failed, stopping every port: %s: %s",
+            provider.name,
+            provider.spec.host,
+            provider.spec.port,
+            type(exc).__name__,
+            exc,
+        )
+        self.failures.append((provider, exc))
+        self.stop()
+
+    async def close(self) -> None:
+        """Stop every port, wait for it, and release its socket."""
+        self.stop()
+        if self.tasks:
+            await asyncio.wait(self.tasks)
+        for task in self.tasks:
+            if not task.cancelled():
+                task.exception()  # read: asyncio would warn of it at exit
+        for sock in self.sockets:
+            sock.close()  # a port that died before listening still holds its socket
+
+
+def _config(provider: Provider, log_level: str) -> uvicorn.Config:
+    return uvicorn.Config(
+        create_app(provider),
+        log_level=log_level,
+        access_log=log_level == "info",  # -v: one line per request
+        lifespan="on",
+        timeout_graceful_shutdown=5,
+        server_header=False,
+    )
+
+
 async def serve(providers: Sequence[Provider], *, log_level: str = "warning") -> None:
     """Serve every provider until SIGINT or SIGTERM.
 
     Raises `PortInUse` before serving, and `PortFailed` once any port dies (after
     stopping the others).
     """
-    sockets = bind(providers)
-    servers = []
-    for provider in providers:
-        config = uvicorn.Config(
-            create_app(provider),
-            log_level=log_level,
-            access_log=log_level == "info",  # -v: one line per request
-            lifespan="on",
-            timeout_graceful_shutdown=5,
-            server_header=False,
-        )
-        servers.append(_Server(config))
+    ports = _Ports(providers, bind(providers), log_level)
+    guard_logs(Scrubber(s for p in providers for s in p.secrets))  # after uvicorn's logging set-up
     loop = asyncio.get_running_loop()
-    stopping = False
-
-    def stop() -> None:
-        nonlocal stopping
-        stopping = True
-        for server in servers:
-            server.should_exit = True
-
     for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop)
-    tasks = {
-        asyncio.create_task(_serve_port(s, sock), name=p.name): p
-        for s, sock, p in zip(servers, sockets, providers, strict=True)
-    }
-    failures: list[tuple[Provider, BaseException]] = []
+        loop.add_signal_handler(sig, ports.stop)
     try:
-        while not all(s.started for s in servers) and not any(t.done() for t in tasks):  # noqa: ASYNC110
-            await asyncio.sleep(0.01)
-        for provider, server in zip(providers, servers, strict=True):
-            if server.started:
-                _announce(provider)
-        pending = set(tasks)
-        while pending:
-            done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
-            for task in done:
-                exc = _failure(task, stopping)
-                if exc is None:
-                    continue
-                provider = tasks[task]
-                log.error(
-                    "%s: the port %s:%d failed, stopping every port: %s: %s",
-                    provider.name,
-                    provider.spec.host,
-                    provider.spec.port,
-                    type(exc).__name__,
-                    exc,
-                )
-                failures.append((provider, exc))
-                stop()
+        await ports.run()
     finally:
         # Cancelled or failed, no port outlives this call.
-        stop()
-        if tasks:
-            await asyncio.wait(tasks)
-        for task in tasks:
-            if not task.cancelled():
-                task.exception()  # read: asyncio would warn of it at exit
-        for sock in sockets:
-            sock.close()  # a port that died before listening still holds its socket
+        await ports.close()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
-    if failures:
-        provider, exc = failures[0]
-        names = ", ".join(p.name for p, _ in failures)
+    if ports.failures:
+        exc = ports.failures[0][1]
+        names = ", ".join(p.name for p, _ in ports.failures)
         raise PortFailed(
             f"{names}: port failed ({type(exc).__name__}: {exc}); every port was stopped"
         ) from exc

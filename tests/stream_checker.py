@@ -26,95 +26,119 @@ def parse_sse(raw: bytes) -> list[tuple[str, dict[str, Any]]]:
     return events
 
 
-def check_stream(
-    events: list[tuple[str, dict[str, Any]]], *, expect_error: bool = False
-) -> dict[str, Any]:
-    """Assert the invariants; return the message the events build."""
-    names = [n for n, _ in events if n != "ping"]
+_STOP_REASONS = ("end_turn", "max_tokens", "tool_use", "stop_sequence", "refusal", "pause_turn")
+_USAGE_KEYS = (
+    "input_tokens",
+    "output_tokens",
+    "cache_creation_input_tokens",
+    "cache_read_input_tokens",
+)
+
+
+class _Blocks:
+    """Content blocks rebuilt from the events, checking each against the open block."""
+
+    def __init__(self) -> None:
+        self.content: list[dict[str, Any]] = []
+        self.open_index: int | None = None
+        self.closed: set[int] = set()
+        self.partial: dict[int, str] = {}
+        self.ids: set[str] = set()
+
+    def start(self, data: dict[str, Any]) -> None:
+        assert self.open_index is None, (
+            f"block {data['index']} opened while {self.open_index} is open"
+        )
+        assert data["index"] == len(self.content), f"index {data['index']} out of order"
+        block = dict(data["content_block"])
+        if block["type"] == "tool_use":
+            assert _TOOL_ID.match(block["id"]), block["id"]
+            assert block["id"] not in self.ids, "duplicate tool id"
+            self.ids.add(block["id"])
+            assert block["input"] == {}
+            self.partial[data["index"]] = ""
+        self.content.append(block)
+        self.open_index = data["index"]
+
+    def delta(self, data: dict[str, Any]) -> None:
+        index = data["index"]
+        assert index == self.open_index, f"delta into block {index} that is not open"
+        assert index not in self.closed, f"delta into block {index} after its stop"
+        delta = data["delta"]
+        block = self.content[index]
+        kind = delta["type"]
+        if kind == "text_delta":
+            assert block["type"] == "text"
+            assert delta["text"], "empty text delta"
+            block["text"] += delta["text"]
+        elif kind == "input_json_delta":
+            assert block["type"] == "tool_use"
+            self.partial[index] += delta["partial_json"]
+        elif kind == "thinking_delta":
+            assert block["type"] == "thinking"
+            block["thinking"] += delta["thinking"]
+        else:
+            assert kind == "signature_delta", f"unknown delta {kind}"
+            assert block["type"] == "thinking"
+
+    def stop(self, data: dict[str, Any]) -> None:
+        assert data["index"] == self.open_index, "stop of a block that is not open"
+        self.closed.add(data["index"])
+        self.open_index = None
+
+    def finished(self) -> list[dict[str, Any]]:
+        for index, text in self.partial.items():
+            self.content[index]["input"] = json.loads(text) if text else {}
+        for block in self.content:
+            if block["type"] == "text":
+                assert block["text"], "empty text block"
+        return self.content
+
+
+def _check_order(names: list[str], expect_error: bool) -> None:
     assert names, "empty stream"
     assert names[0] == "message_start", names
     if expect_error:
         assert names[-1] == "error", names
         assert "message_stop" not in names, "an error stream must not also stop normally"
         assert names.count("error") == 1
-        return {}
-    assert "error" not in names, [d for n, d in events if n == "error"]
+        return
+    assert "error" not in names, names
     assert names[-1] == "message_stop", names
     assert names[-2] == "message_delta", names
     assert names.count("message_start") == 1
     assert names.count("message_delta") == 1
+
+
+def check_stream(
+    events: list[tuple[str, dict[str, Any]]], *, expect_error: bool = False
+) -> dict[str, Any]:
+    """Assert the invariants; return the message the events build."""
+    names = [n for n, _ in events if n != "ping"]
+    _check_order(names, expect_error)
+    if expect_error:
+        return {}
     start = events[0][1]["message"]
     assert start["id"].startswith("msg_")
-    for key in (
-        "input_tokens",
-        "output_tokens",
-        "cache_creation_input_tokens",
-        "cache_read_input_tokens",
-    ):
+    for key in _USAGE_KEYS:
         assert isinstance(start["usage"][key], int), key
-    content: list[dict[str, Any]] = []
-    open_index: int | None = None
-    closed: set[int] = set()
-    partial: dict[int, str] = {}
-    ids: set[str] = set()
+    blocks = _Blocks()
+    handlers = {
+        "content_block_start": blocks.start,
+        "content_block_delta": blocks.delta,
+        "content_block_stop": blocks.stop,
+    }
     for name, data in events:
-        if name == "content_block_start":
-            assert open_index is None, f"block {data['index']} opened while {open_index} is open"
-            assert data["index"] == len(content), f"index {data['index']} out of order"
-            block = dict(data["content_block"])
-            if block["type"] == "tool_use":
-                assert _TOOL_ID.match(block["id"]), block["id"]
-                assert block["id"] not in ids, "duplicate tool id"
-                ids.add(block["id"])
-                assert block["input"] == {}
-                partial[data["index"]] = ""
-            content.append(block)
-            open_index = data["index"]
-        elif name == "content_block_delta":
-            index = data["index"]
-            assert index == open_index, f"delta into block {index} that is not open"
-            assert index not in closed, f"delta into block {index} after its stop"
-            delta = data["delta"]
-            block = content[index]
-            if delta["type"] == "text_delta":
-                assert block["type"] == "text"
-                assert delta["text"], "empty text delta"
-                block["text"] += delta["text"]
-            elif delta["type"] == "input_json_delta":
-                assert block["type"] == "tool_use"
-                partial[index] += delta["partial_json"]
-            elif delta["type"] == "thinking_delta":
-                assert block["type"] == "thinking"
-                block["thinking"] += delta["thinking"]
-            elif delta["type"] == "signature_delta":
-                assert block["type"] == "thinking"
-            else:
-                raise AssertionError(f"unknown delta {delta['type']}")
-        elif name == "content_block_stop":
-            assert data["index"] == open_index, "stop of a block that is not open"
-            closed.add(open_index)
-            open_index = None
+        if name in handlers:
+            handlers[name](data)
         elif name == "message_delta":
-            assert open_index is None, "message_delta with a block still open"
-            assert data["delta"]["stop_reason"] in (
-                "end_turn",
-                "max_tokens",
-                "tool_use",
-                "stop_sequence",
-                "refusal",
-                "pause_turn",
-            )
-            for key in ("output_tokens",):
-                assert isinstance(data["usage"][key], int)
-    for index, text in partial.items():
-        content[index]["input"] = json.loads(text) if text else {}
-    for block in content:
-        if block["type"] == "text":
-            assert block["text"], "empty text block"
+            assert blocks.open_index is None, "message_delta with a block still open"
+            assert data["delta"]["stop_reason"] in _STOP_REASONS
+            assert isinstance(data["usage"]["output_tokens"], int)
+    content = blocks.finished()
     delta = next(d for n, d in events if n == "message_delta")
     if any(b["type"] == "tool_use" for b in content):
         assert delta["delta"]["stop_reason"] == "tool_use"
-    assert events[-1][0] == "message_stop", "nothing may follow message_stop"
     return {
         "content": content,
         "stop_reason": delta["delta"]["stop_reason"],

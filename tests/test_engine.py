@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 from collections.abc import Iterator
@@ -458,3 +459,19 @@ def test_a_template_typo_the_samples_miss_is_an_error_naming_template_and_key(
     message = response.json()["error"]["message"]
     assert "template p:response" in message
     assert "stop_reasn" in message
+
+
+def test_log_lines_are_scrubbed_at_the_handler() -> None:
+    from multiport.scrub import Scrubber, guard_logs
+
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    root = logging.getLogger()
+    root.addHandler(handler)
+    try:
+        guard_logs(Scrubber([SECRET]))
+        logging.getLogger("multiport.anything").warning("upstream said: bad key %s", SECRET)
+    finally:
+        root.removeHandler(handler)
+    assert "bad key [redacted]" in stream.getvalue()
+    assert SECRET not in stream.getvalue()

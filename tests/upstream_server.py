@@ -132,15 +132,9 @@ class ScriptedUpstream:
         except ValueError:
             body = raw
         self.seen.append(Seen(request.method, request.path, dict(request.headers), body))
-        if self.strict and request.path.endswith("/chat/completions"):
-            try:
-                check_openai_request(body)
-            except AssertionError as exc:
-                # A strict upstream refuses any field the OpenAI API does not define.
-                self.refused.append(str(exc))
-                return web.json_response(
-                    {"error": {"message": f"strict upstream: {exc}"}}, status=400
-                )
+        refusal = self._refuse(request.path, body)
+        if refusal is not None:
+            return refusal
         if request.method == "GET" and request.path.endswith(("/models", "/api/tags")):
             if self.catalog_hang:
                 await asyncio.sleep(3600)
@@ -153,8 +147,21 @@ class ScriptedUpstream:
             reply = self.replies.popleft()
         if reply.hang:
             await asyncio.sleep(3600)
-        if reply.delay:
-            await asyncio.sleep(reply.delay)
+        await asyncio.sleep(reply.delay)
+        return await self._answer(request, reply)
+
+    def _refuse(self, path: str, body: Any) -> web.Response | None:
+        """A strict upstream refuses any field the OpenAI API does not define."""
+        if not (self.strict and path.endswith("/chat/completions")):
+            return None
+        try:
+            check_openai_request(body)
+        except AssertionError as exc:
+            self.refused.append(str(exc))
+            return web.json_response({"error": {"message": f"strict upstream: {exc}"}}, status=400)
+        return None
+
+    async def _answer(self, request: web.Request, reply: Reply) -> web.StreamResponse:
         if reply.json is not None or not (reply.sse or reply.ndjson or reply.raw):
             plain = web.json_response(reply.json, status=reply.status, headers=reply.headers)
             if reply.gzip:
