@@ -123,6 +123,7 @@ def test_hanging_catalog_never_blocks(upstream: ScriptedUpstream, tmp_path: Path
             print(
                 f"health after {gateway.ready_after:.2f}s, a message after {answered_after:.2f}s, catalog hanging"
             )
+            assert isinstance(message.content[0], anthropic.types.TextBlock)
             assert message.content[0].text == "via fallback"
             assert upstream.seen[-1].body["model"] == "openai/gpt-4.1-mini"
             state = httpx.get(gateway.url() + "/health", timeout=2).json()["catalog"]

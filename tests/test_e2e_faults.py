@@ -30,10 +30,19 @@ options:
 """
 
 
+class FaultGateway(Gateway):
+    """Three ports, in order: the faulty provider, one whose upstream refuses connections,
+    and one whose credential variable is unset."""
+
+    @property
+    def nokey_port(self) -> int:
+        return self.ports[2]
+
+
 @pytest.fixture(scope="module")
 def gateway(
     upstream: ScriptedUpstream, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Gateway]:
+) -> Iterator[FaultGateway]:
     tmp = tmp_path_factory.mktemp("faults")
     providers = tmp / "providers.d"
     providers.mkdir()
@@ -48,8 +57,7 @@ def gateway(
         )
     )
     env = {"FAULT_KEY": "sk-fault-secret-123", "MULTIPORT_CACHE_DIR": str(tmp / "cache")}
-    gw = Gateway([str(providers)], env, [port, dead_port, nokey_port], tmp)
-    gw.nokey_port = nokey_port  # type: ignore[attr-defined]
+    gw = FaultGateway([str(providers)], env, [port, dead_port, nokey_port], tmp)
     yield gw
     log = gw.stop()
     assert "Traceback" not in log, log
@@ -113,6 +121,7 @@ def test_upstream_status_is_mapped(
     error = exc.value
     assert isinstance(error, anthropic.APIStatusError)
     assert error.status_code == status
+    assert isinstance(error.body, dict)
     assert error.body["error"]["type"] == error_type
     assert f"upstream says {status}" in error.body["error"]["message"]
     assert "sk-fault-secret-123" not in str(error.body)
@@ -144,6 +153,7 @@ def test_refused_connection_is_502(gateway: Gateway) -> None:
     with pytest.raises(anthropic.APIStatusError) as exc:
         _ask(_client(gateway, gateway.ports[1]))
     assert exc.value.status_code == 502
+    assert isinstance(exc.value.body, dict)
     assert exc.value.body["error"]["type"] == "api_error"
     assert "cannot reach the upstream" in exc.value.body["error"]["message"]
 
@@ -154,14 +164,16 @@ def test_hang_is_504_timeout(gateway: Gateway, upstream: ScriptedUpstream) -> No
     with pytest.raises(anthropic.APIStatusError) as exc:
         _ask(_client(gateway))
     assert exc.value.status_code == 504
+    assert isinstance(exc.value.body, dict)
     assert exc.value.body["error"]["type"] == "timeout_error"
 
 
-def test_missing_credentials_is_401_naming_the_variable(gateway: Gateway) -> None:
+def test_missing_credentials_is_401_naming_the_variable(gateway: FaultGateway) -> None:
     with pytest.raises(anthropic.AuthenticationError) as exc:
-        _ask(_client(gateway, gateway.nokey_port))  # type: ignore[attr-defined]
+        _ask(_client(gateway, gateway.nokey_port))
+    assert isinstance(exc.value.body, dict)
     assert "NOKEY_SECRET_KEY" in exc.value.body["error"]["message"]
-    health = httpx.get(gateway.url(gateway.nokey_port) + "/health", timeout=5).json()  # type: ignore[attr-defined]
+    health = httpx.get(gateway.url(gateway.nokey_port) + "/health", timeout=5).json()
     assert health["ready"] is False
     assert health["credentials"]["missing"] == ["NOKEY_SECRET_KEY"]
 

@@ -8,6 +8,7 @@ import base64
 import json
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import cast
 
 import anthropic
 import httpx
@@ -17,7 +18,7 @@ from .gateway import Gateway, provider_copy
 from .stream_checker import check_stream, parse_sse
 from .upstream_server import Reply, ScriptedUpstream, chat_completion, text_chunks, tool_chunks
 
-TOOLS = [
+TOOLS: list[anthropic.types.ToolParam] = [
     {
         "name": "get_weather",
         "description": "Weather for a city",
@@ -66,6 +67,17 @@ async def aclient(
         base_url=gateway.url(), api_key="client-key", max_retries=0
     ) as sdk_client:
         yield sdk_client
+
+
+def _echoed(message: anthropic.types.Message) -> list[anthropic.types.ContentBlockParam]:
+    """The answer's blocks as a client sends them back: each block's full `model_dump()`.
+
+    The dumps carry every field of the block (None ones too); they are the blocks' param
+    shapes, which the type checker cannot see through a `dict[str, Any]`.
+    """
+    return cast(
+        "list[anthropic.types.ContentBlockParam]", [b.model_dump() for b in message.content]
+    )
 
 
 def test_create_text(client: anthropic.Anthropic, upstream: ScriptedUpstream) -> None:
@@ -159,13 +171,14 @@ def test_stream_tool_use_and_round_trip(
         tools=TOOLS,
         messages=[
             {"role": "user", "content": "Weather in Paris?"},
-            {"role": "assistant", "content": [b.model_dump() for b in final.content]},
+            {"role": "assistant", "content": _echoed(final)},
             {
                 "role": "user",
                 "content": [{"type": "tool_result", "tool_use_id": call.id, "content": "18C"}],
             },
         ],
     )
+    assert isinstance(second.content[0], anthropic.types.TextBlock)
     assert second.content[0].text == "It is 18C in Paris."
     messages = upstream.seen[-1].body["messages"]
     assert messages[1]["role"] == "assistant"
@@ -204,11 +217,13 @@ async def test_async_create_and_stream(
     message = await aclient.messages.create(
         model="claude-haiku-5-5", max_tokens=20, messages=[{"role": "user", "content": "x"}]
     )
+    assert isinstance(message.content[0], anthropic.types.TextBlock)
     assert message.content[0].text == "async hello"
     async with aclient.messages.stream(
         model="claude-haiku-5-5", max_tokens=20, messages=[{"role": "user", "content": "x"}]
     ) as stream:
         final = await stream.get_final_message()
+    assert isinstance(final.content[0], anthropic.types.TextBlock)
     assert final.content[0].text == "ab"
 
 
@@ -231,6 +246,7 @@ def test_image(client: anthropic.Anthropic, upstream: ScriptedUpstream) -> None:
             }
         ],
     )
+    assert isinstance(message.content[0], anthropic.types.TextBlock)
     assert message.content[0].text == "a red pixel"
     content = upstream.seen[-1].body["messages"][0]["content"]
     assert content[0] == {"type": "image_url", "image_url": {"url": f"data:image/png;base64,{png}"}}
@@ -256,6 +272,7 @@ def test_upstream_error_reaches_client(
             model="claude-haiku-5-5", max_tokens=5, messages=[{"role": "user", "content": "x"}]
         )
     assert "Invalid value for 'temperature'" in str(exc.value)
+    assert isinstance(exc.value.body, dict)
     assert exc.value.body["error"]["type"] == "invalid_request_error"
 
 
@@ -360,12 +377,15 @@ def test_gzip_upstream_answers(client: anthropic.Anthropic, upstream: ScriptedUp
     message = client.messages.create(
         model="claude-haiku-5-5", max_tokens=10, messages=[{"role": "user", "content": "x"}]
     )
+    assert isinstance(message.content[0], anthropic.types.TextBlock)
     assert message.content[0].text == "zipped answer"
     assert "gzip" in upstream.seen[-1].headers.get("Accept-Encoding", "")
     with client.messages.stream(
         model="claude-haiku-5-5", max_tokens=10, messages=[{"role": "user", "content": "x"}]
     ) as stream:
-        assert stream.get_final_message().content[0].text == "zipped stream"
+        streamed = stream.get_final_message().content[0]
+    assert isinstance(streamed, anthropic.types.TextBlock)
+    assert streamed.text == "zipped stream"
 
 
 def test_reasoning_stream_reaches_sdk_as_thinking(
@@ -387,7 +407,9 @@ def test_reasoning_stream_reaches_sdk_as_thinking(
     ) as stream:
         final = stream.get_final_message()
     assert [b.type for b in final.content] == ["thinking", "text"]
+    assert isinstance(final.content[0], anthropic.types.ThinkingBlock)
     assert final.content[0].thinking == "Let me think."
+    assert isinstance(final.content[1], anthropic.types.TextBlock)
     assert final.content[1].text == "Four."
 
 

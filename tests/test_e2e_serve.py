@@ -134,7 +134,7 @@ def test_ollama_tool_call_with_stop_is_tool_use(
     upstream.reply(
         Reply(ndjson=_ndjson(tool={"name": "get_weather", "arguments": {"city": "Oslo"}}))
     )
-    tools = [
+    tools: list[anthropic.types.ToolParam] = [
         {
             "name": "get_weather",
             "description": "d",
@@ -174,6 +174,7 @@ def test_ollama_non_streaming(ollama: Gateway, upstream: ScriptedUpstream) -> No
         message = client.messages.create(
             model="claude-haiku-5-5", max_tokens=10, messages=[{"role": "user", "content": "Hi"}]
         )
+    assert isinstance(message.content[0], anthropic.types.TextBlock)
     assert message.content[0].text == "Hi!"
     assert (message.usage.input_tokens, message.usage.output_tokens) == (3, 2)
     assert upstream.seen[-1].body["stream"] is False

@@ -6,10 +6,12 @@ import json
 import re
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 import respx
+from litestar import Litestar
 from litestar.testing import TestClient
 
 from multiport.app import create_app
@@ -43,13 +45,13 @@ def _provider(tmp_path: Path, options: str = "{}") -> Provider:
 
 
 @pytest.fixture
-def client(tmp_path: Path) -> Iterator[TestClient]:  # type: ignore[type-arg]
+def client(tmp_path: Path) -> Iterator[TestClient[Litestar]]:
     app = create_app(_provider(tmp_path), transport=httpx.AsyncHTTPTransport())
     with TestClient(app) as test_client:
         yield test_client
 
 
-def _ask(client: TestClient, **extra: object) -> httpx.Response:  # type: ignore[type-arg]
+def _ask(client: TestClient[Litestar], **extra: object) -> httpx.Response:
     body = {
         "model": "claude-haiku-5-5",
         "max_tokens": 64,
@@ -59,7 +61,9 @@ def _ask(client: TestClient, **extra: object) -> httpx.Response:  # type: ignore
     return client.post("/v1/messages?beta=true", json=body)
 
 
-def test_create_goes_through_templates(client: TestClient, respx_mock: respx.MockRouter) -> None:  # type: ignore[type-arg]
+def test_create_goes_through_templates(
+    client: TestClient[Litestar], respx_mock: respx.MockRouter
+) -> None:
     route = respx_mock.post(f"{UPSTREAM}/chat/completions").respond(
         json={
             "choices": [
@@ -82,7 +86,9 @@ def test_create_goes_through_templates(client: TestClient, respx_mock: respx.Moc
     assert route.calls.last.request.headers["authorization"] == "Bearer sk-pipeline-secret"
 
 
-def test_streaming_through_respx(client: TestClient, respx_mock: respx.MockRouter) -> None:  # type: ignore[type-arg]
+def test_streaming_through_respx(
+    client: TestClient[Litestar], respx_mock: respx.MockRouter
+) -> None:
     stream = (
         b'data: {"choices":[{"index":0,"delta":{"role":"assistant","content":"a"}}]}\n\n'
         b'data: {"choices":[{"index":0,"delta":{"content":"b"},"finish_reason":"stop"}]}\n\n'
@@ -99,8 +105,8 @@ def test_streaming_through_respx(client: TestClient, respx_mock: respx.MockRoute
 
 
 def test_upstream_error_is_mapped_and_secret_scrubbed(
-    client: TestClient, respx_mock: respx.MockRouter
-) -> None:  # type: ignore[type-arg]
+    client: TestClient[Litestar], respx_mock: respx.MockRouter
+) -> None:
     respx_mock.post(f"{UPSTREAM}/chat/completions").respond(
         401, json={"error": {"message": "Incorrect API key provided: sk-pipeline-secret"}}
     )
@@ -112,7 +118,9 @@ def test_upstream_error_is_mapped_and_secret_scrubbed(
     assert "[redacted]" in body["error"]["message"]
 
 
-def test_connect_error_and_timeout(client: TestClient, respx_mock: respx.MockRouter) -> None:  # type: ignore[type-arg]
+def test_connect_error_and_timeout(
+    client: TestClient[Litestar], respx_mock: respx.MockRouter
+) -> None:
     route = respx_mock.post(f"{UPSTREAM}/chat/completions")
     route.side_effect = httpx.ConnectError("refused")
     assert _ask(client).status_code == 502
@@ -123,8 +131,8 @@ def test_connect_error_and_timeout(client: TestClient, respx_mock: respx.MockRou
 
 
 def test_upstream_garbage_is_502_not_success(
-    client: TestClient, respx_mock: respx.MockRouter
-) -> None:  # type: ignore[type-arg]
+    client: TestClient[Litestar], respx_mock: respx.MockRouter
+) -> None:
     respx_mock.post(f"{UPSTREAM}/chat/completions").respond(200, content=b"<html>oops</html>")
     response = _ask(client)
     assert response.status_code == 502
@@ -174,7 +182,7 @@ def test_cannot_stream_upstream_is_replayed(tmp_path: Path, respx_mock: respx.Mo
     assert message["content"][1]["input"] == {"a": 1}
 
 
-def test_count_tokens_is_local(client: TestClient) -> None:  # type: ignore[type-arg]
+def test_count_tokens_is_local(client: TestClient[Litestar]) -> None:
     response = client.post(
         "/v1/messages/count_tokens?beta=true",
         json={"model": "claude-haiku-5-5", "messages": [{"role": "user", "content": "x" * 350}]},
@@ -188,7 +196,7 @@ def test_count_tokens_is_local(client: TestClient) -> None:  # type: ignore[type
     assert empty.json()["input_tokens"] >= 1
 
 
-def test_models_pagination_and_openai_shape(client: TestClient) -> None:  # type: ignore[type-arg]
+def test_models_pagination_and_openai_shape(client: TestClient[Litestar]) -> None:
     first = client.get("/v1/models?limit=2").json()
     assert len(first["data"]) == 2
     assert first["has_more"] is True
@@ -258,7 +266,9 @@ def test_image_to_text_only_model_is_400(tmp_path: Path) -> None:
     assert "does not accept image input" in response.json()["error"]["message"]
 
 
-def test_max_tokens_one_probe_is_answered(client: TestClient, respx_mock: respx.MockRouter) -> None:  # type: ignore[type-arg]
+def test_max_tokens_one_probe_is_answered(
+    client: TestClient[Litestar], respx_mock: respx.MockRouter
+) -> None:
     route = respx_mock.post(f"{UPSTREAM}/chat/completions").respond(
         json={
             "choices": [
@@ -274,10 +284,10 @@ def test_max_tokens_one_probe_is_answered(client: TestClient, respx_mock: respx.
 
 
 def test_answer_tool_ids_are_valid_unique_and_names_restored(
-    client: TestClient, respx_mock: respx.MockRouter
-) -> None:  # type: ignore[type-arg]
+    client: TestClient[Litestar], respx_mock: respx.MockRouter
+) -> None:
     long_name = "mcp__filesystem__" + "read_a_very_long_named_resource_" * 3
-    calls = [
+    calls: list[dict[str, Any]] = [
         {
             "id": "call:1/a",
             "type": "function",
@@ -373,8 +383,8 @@ def test_anthropic_dialect_passes_claude_code_request_through(
 
 
 def test_response_without_choices_is_an_error_not_a_success(
-    client: TestClient, respx_mock: respx.MockRouter
-) -> None:  # type: ignore[type-arg]
+    client: TestClient[Litestar], respx_mock: respx.MockRouter
+) -> None:
     respx_mock.post(f"{UPSTREAM}/chat/completions").respond(json={"id": "x", "choices": []})
     response = _ask(client)
     assert response.status_code == 502
@@ -415,8 +425,8 @@ async def test_stream_stops_at_done_even_if_the_connection_stays_open(tmp_path: 
 
 
 def test_answer_content_as_parts_and_arguments_as_object(
-    client: TestClient, respx_mock: respx.MockRouter
-) -> None:  # type: ignore[type-arg]
+    client: TestClient[Litestar], respx_mock: respx.MockRouter
+) -> None:
     calls = [{"id": "c1", "type": "function", "function": {"name": "f", "arguments": {"a": 1}}}]
     message = {
         "role": "assistant",

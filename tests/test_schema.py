@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import jsonschema
 import pytest
@@ -22,9 +23,9 @@ def test_committed_schema_matches_the_spec() -> None:
 
 
 @pytest.mark.parametrize("path", sorted(PROVIDERS_DIR.glob("*.yaml")), ids=lambda p: p.name)
-def test_shipped_yaml_validates_against_schema(path: object) -> None:
+def test_shipped_yaml_validates_against_schema(path: Path) -> None:
     schema = json.loads(SCHEMA_FILE.read_text())
-    text = path.read_text()  # type: ignore[attr-defined]
+    text = path.read_text()
     assert text.startswith("# yaml-language-server: $schema=../schemas/provider.schema.json\n")
     jsonschema.Draft202012Validator(schema).validate(yaml.safe_load(text))
 

@@ -82,7 +82,9 @@ def openai_whole(raw: bytes, *, snapshots: bool = False) -> dict[str, Any]:
 
 
 def ollama_whole(raw: bytes) -> dict[str, Any]:
-    text, thinking, calls = [], [], []
+    text: list[str] = []
+    thinking: list[str] = []
+    calls: list[dict[str, Any]] = []
     last: dict[str, Any] = {}
     for payload in payloads(raw, "ndjson"):
         line = json.loads(payload)
