@@ -19,9 +19,9 @@ from litestar.types import ExceptionHandlersMap
 from . import __version__
 from .catalog import Catalog
 from .engine import Engine
-from .errors import ApiError, error_type_for_status
+from .errors import ApiError, UpstreamError, error_type_for_status
 from .provider import Provider
-from .scrub import Scrubber, error_body
+from .scrub import Scrubber, clean, error_body
 from .upstream import Upstream
 
 __all__ = ["CLAUDE_ALIASES", "create_app"]
@@ -78,6 +78,16 @@ def _exception_handlers(engine: Engine) -> ExceptionHandlersMap:
         retry_after = getattr(exc, "retry_after", None)
         headers = {"retry-after": retry_after} if retry_after else None
         scrub = engine.scrubber_for(request.headers)
+        if exc.status_code >= 500 or isinstance(exc, UpstreamError):
+            # The gateway's or the upstream's fault: the operator needs to see it.
+            log.warning(
+                "%s: %s %s answered %d: %s",
+                engine.provider.name,
+                request.method,
+                request.url.path,
+                exc.status_code,
+                clean(exc.message, scrub),
+            )
         return _error_response(exc.status_code, exc.error_type, exc.message, scrub, headers)
 
     def http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Response[bytes]:
@@ -89,7 +99,7 @@ def _exception_handlers(engine: Engine) -> ExceptionHandlersMap:
 
     def unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
         scrub = engine.scrubber_for(request.headers)
-        detail = scrub(" ".join(str(exc).split())[:300])
+        detail = clean(" ".join(str(exc).split()), scrub)
         log.error(
             "unexpected %s on %s %s: %s",
             type(exc).__name__,

@@ -19,6 +19,7 @@ import msgspec
 
 from .errors import MultiportError
 from .provider import Provider
+from .scrub import Scrubber, clean
 from .upstream import Upstream
 
 __all__ = ["Catalog", "ModelInfo", "cache_dir"]
@@ -230,7 +231,8 @@ class Catalog:
             self.source, self.last_error = "live", None
             self._save_cache()
         except MultiportError as exc:
-            self.last_error = upstream.scrub(str(exc))
+            # Shown by /health and /info: scrubbed like every error that leaves.
+            self.last_error = clean(str(exc), Scrubber(self.provider.secrets))
             log.warning(
                 "%s: catalog refresh failed, keeping %d models (%s): %s",
                 self.provider.name,

@@ -24,7 +24,7 @@ from .errors import (
     UpstreamTimeout,
 )
 from .framing import LineFramer
-from .scrub import Scrubber, error_event, excerpt
+from .scrub import Scrubber, clean, error_event, excerpt
 from .streaming import StreamState, encode_events, sse_frame
 from .templates import CompiledTemplate
 
@@ -140,11 +140,11 @@ async def ending_in_error_event(
         async for frame in frames:
             yield frame
     except ApiError as exc:
-        log.warning("%s: stream failed: %s", provider, scrub(exc.message))
+        log.warning("%s: stream failed: %s", provider, clean(exc.message, scrub))
         yield error_event(exc.error_type, exc.message, scrub)
     except Exception as exc:
-        detail = f"{type(exc).__name__}: {' '.join(str(exc).split())[:300]}"
-        log.error("%s: stream failed unexpectedly: %s", provider, scrub(detail))
+        detail = clean(f"{type(exc).__name__}: {' '.join(str(exc).split())}", scrub)
+        log.error("%s: stream failed unexpectedly: %s", provider, detail)
         message = f"the gateway failed mid-stream ({type(exc).__name__}); see its log"
         yield error_event("api_error", message, scrub)
 

@@ -16,6 +16,7 @@ import msgspec
 __all__ = [
     "MIN_SECRET",
     "Scrubber",
+    "clean",
     "client_key",
     "error_body",
     "error_event",
@@ -104,19 +105,20 @@ def excerpt(raw: bytes) -> str:
     return repr(raw[:_EXCERPT])
 
 
-def _clean(message: str, scrub: Scrubber) -> str:
+def clean(message: str, scrub: Scrubber) -> str:
+    """`message` scrubbed, then cut to a length fit for a client or a log line."""
     clean = scrub(message)
     return clean if len(clean) <= MAX_MESSAGE else clean[:MAX_MESSAGE] + "…"
 
 
 def error_body(error_type: str, message: str, request_id: str, scrub: Scrubber) -> bytes:
     """An Anthropic error body."""
-    error = {"type": error_type, "message": _clean(message, scrub)}
+    error = {"type": error_type, "message": clean(message, scrub)}
     return _encode({"type": "error", "error": error, "request_id": request_id})
 
 
 def error_event(error_type: str, message: str, scrub: Scrubber) -> bytes:
     """An Anthropic SSE `error` event."""
-    error = {"type": error_type, "message": _clean(message, scrub)}
+    error = {"type": error_type, "message": clean(message, scrub)}
     data = _encode({"type": "error", "error": error})
     return b"event: error\ndata: " + data + b"\n\n"

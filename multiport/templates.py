@@ -140,7 +140,7 @@ class CompiledTemplate:
             ) from None
         except (msgspec.DecodeError, RecursionError) as exc:
             raise TemplateRenderError(
-                f"template {self.name} rendered invalid JSON ({_one_line(exc)}): {text[:200]!r}"
+                f"template {self.name} rendered invalid JSON ({_one_line(exc)}): {text[:2000]!r}"
             ) from None
 
 
@@ -187,7 +187,7 @@ def compile_template(
 
 def _one_line(exc: BaseException) -> str:
     text = " ".join(str(exc).split()) or type(exc).__name__
-    return text[:300]
+    return text[:2000]  # scrubbed, then cut shorter, where it leaves
 
 
 def _const(node: nodes.Node | None) -> Any:

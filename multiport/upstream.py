@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import os
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
@@ -21,7 +20,6 @@ from .provider import Provider
 
 __all__ = ["Upstream", "make_transport"]
 
-log = logging.getLogger("multiport.upstream")
 _decode = msgspec.json.decode
 
 
@@ -40,7 +38,7 @@ def make_transport(name: str | None = None) -> httpx.AsyncBaseTransport:
 
 
 class Upstream:
-    """The provider's upstream: sends requests, maps failures, scrubs secrets."""
+    """The provider's upstream: sends requests and maps failures to the error tree."""
 
     def __init__(
         self, provider: Provider, transport: httpx.AsyncBaseTransport | None = None
@@ -61,12 +59,6 @@ class Upstream:
 
     async def aclose(self) -> None:
         await self.client.aclose()
-
-    def scrub(self, text: str) -> str:
-        """Remove every known secret from text that may reach a client or a log."""
-        for secret in self.provider.secrets:
-            text = text.replace(secret, "[redacted]")
-        return text
 
     @asynccontextmanager
     async def open(
@@ -115,7 +107,7 @@ class Upstream:
     def _transport_error(self, exc: httpx.HTTPError) -> UpstreamError:
         if _is_timeout(exc):
             return UpstreamTimeout(f"the upstream {self.host} did not answer in time")
-        detail = self.scrub(str(exc)) or type(exc).__name__
+        detail = str(exc) or type(exc).__name__
         return UpstreamUnreachable(f"cannot reach the upstream {self.host}: {detail}")
 
     async def _raise_for_status(self, response: httpx.Response) -> None:
@@ -126,8 +118,7 @@ class Upstream:
         except httpx.HTTPError:
             raw = b""
         status = response.status_code
-        detail = self.scrub(_error_message(raw) or response.reason_phrase or "no detail")
-        log.warning("%s: upstream answered HTTP %d: %s", self.provider.name, status, detail[:300])
+        detail = _error_message(raw) or response.reason_phrase or "no detail"
         error = UpstreamStatusError(
             f"upstream {self.host} answered HTTP {status}: {detail}", upstream_status=status
         )
@@ -156,8 +147,6 @@ class Upstream:
             else:
                 hint = "point base_url there"
             message += f" to {target}; {hint}"
-        message = self.scrub(message)
-        log.warning("%s: %s", self.provider.name, message)
         return UpstreamError(message)
 
 
@@ -166,23 +155,28 @@ def _bare(url: httpx.URL) -> str:
     return f"{url.scheme}://{url.netloc.decode('ascii')}{url.path}"
 
 
+# Error text is scrubbed where it leaves (scrub.py), then cut shorter than this; longer
+# here, so no secret is cut in two before it is scrubbed.
+_DETAIL = 2000
+
+
 def _error_message(raw: bytes) -> str:
     if not raw:
         return ""
     try:
         body = _decode(raw)
     except msgspec.DecodeError:
-        return raw[:500].decode("utf-8", "replace").strip()
+        return raw[:_DETAIL].decode("utf-8", "replace").strip()
     if isinstance(body, dict):
         error = body.get("error", body)
         if isinstance(error, dict):
             message = error.get("message") or error.get("detail") or error.get("code")
-            return str(message) if message else raw[:500].decode("utf-8", "replace")
+            return str(message) if message else raw[:_DETAIL].decode("utf-8", "replace")
         if isinstance(error, str):
             return error
         if isinstance(body.get("message"), str):
             return str(body["message"])
-    return raw[:500].decode("utf-8", "replace")
+    return raw[:_DETAIL].decode("utf-8", "replace")
 
 
 def _is_timeout(exc: BaseException) -> bool:

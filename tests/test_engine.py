@@ -113,7 +113,7 @@ def test_upstream_excerpts_are_scrubbed(
 
 
 def test_passthrough_never_echoes_the_clients_own_key(
-    tmp_path: Path, respx_mock: respx.MockRouter
+    tmp_path: Path, respx_mock: respx.MockRouter, caplog: pytest.LogCaptureFixture
 ) -> None:
     (tmp_path / "a.yaml").write_text(
         "port: 9401\nbase_url: http://anthropic.test\nauth:\n  header: x-api-key\n"
@@ -138,6 +138,18 @@ def test_passthrough_never_echoes_the_clients_own_key(
     assert response.status_code == 401
     assert own_key not in response.text
     assert "bad [redacted]" in response.json()["error"]["message"]
+    assert "bad [redacted]" in caplog.text  # logged, and scrubbed there too
+    assert own_key not in caplog.text
+
+
+def test_a_secret_at_the_end_of_a_long_upstream_error_is_not_cut_in_two(
+    client: TestClient[Any], respx_mock: respx.MockRouter
+) -> None:
+    for padding in (490, 990, 1990):
+        respx_mock.post(f"{UPSTREAM}/chat/completions").respond(500, text="x" * padding + SECRET)
+        response = ask(client)
+        assert response.status_code == 500
+        assert SECRET[:8] not in response.text, padding
 
 
 # one set of rules (defects 2, 3, 6)
