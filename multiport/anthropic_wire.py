@@ -20,6 +20,8 @@ __all__ = [
     "ImageBlock",
     "Message",
     "MessagesRequest",
+    "PassthroughRequest",
+    "SearchResultBlock",
     "TextBlock",
     "ThinkingBlock",
     "ToolChoiceParam",
@@ -28,6 +30,7 @@ __all__ = [
     "ToolUseBlock",
     "decode_count",
     "decode_messages",
+    "decode_passthrough",
 ]
 
 JsonObject = dict[str, Any]
@@ -82,16 +85,15 @@ class ToolUseBlock(_Wire, frozen=True, kw_only=True, tag="tool_use"):
     cache_control: JsonObject | None = None
 
 
-class ToolResultBlock(_Wire, frozen=True, kw_only=True, tag="tool_result"):
-    tool_use_id: str
-    content: str | list[TextBlock | ImageBlock | DocumentBlock] | None = None
-    is_error: bool = False
-    cache_control: JsonObject | None = None
+class SearchResultBlock(_Wire, frozen=True, kw_only=True, tag="search_result"):
+    source: str = ""
+    title: str = ""
+    content: list[TextBlock] = []
 
 
 class ThinkingBlock(_Wire, frozen=True, kw_only=True, tag="thinking"):
     thinking: str
-    signature: str = ""
+    signature: str | None = None
 
 
 class RedactedThinkingBlock(_Wire, frozen=True, kw_only=True, tag="redacted_thinking"):
@@ -115,7 +117,8 @@ _SERVER_BLOCK_TYPES = (
     "mcp_tool_use",
     "mcp_tool_result",
     "container_upload",
-    "search_result",
+    "tool_reference",
+    "compaction",
 )
 _SERVER_BLOCKS = tuple(
     msgspec.defstruct(
@@ -129,8 +132,24 @@ _SERVER_BLOCKS = tuple(
     for name in _SERVER_BLOCK_TYPES
 )
 
+# What a tool result may hold: any block but a tool call or another result.
+_RESULT_ITEMS = (TextBlock, ImageBlock, DocumentBlock, SearchResultBlock, *_SERVER_BLOCKS)
+if TYPE_CHECKING:
+    ResultItem = TextBlock | ImageBlock | DocumentBlock | SearchResultBlock | ServerBlock
+else:
+    ResultItem = Union[_RESULT_ITEMS]  # noqa: UP007 - built at run time
+
+
+class ToolResultBlock(_Wire, frozen=True, kw_only=True, tag="tool_result"):
+    tool_use_id: str
+    content: str | list[ResultItem] | None = None
+    is_error: bool | None = None
+    cache_control: JsonObject | None = None
+
+
 _BLOCKS = (
     TextBlock,
+    SearchResultBlock,
     ImageBlock,
     DocumentBlock,
     ToolUseBlock,
@@ -141,6 +160,7 @@ _BLOCKS = (
 if TYPE_CHECKING:
     ContentBlock = (
         TextBlock
+        | SearchResultBlock
         | ImageBlock
         | DocumentBlock
         | ToolUseBlock
@@ -161,7 +181,7 @@ class Message(msgspec.Struct, frozen=True, kw_only=True):
 class ToolParam(msgspec.Struct, frozen=True, kw_only=True):
     """A client tool (`input_schema`), or a server tool (`type` such as `web_search_…`)."""
 
-    name: str
+    name: str | None = None
     type: str | None = None
     description: str | None = None
     input_schema: JsonObject | None = None
@@ -170,7 +190,7 @@ class ToolParam(msgspec.Struct, frozen=True, kw_only=True):
 class ToolChoiceParam(msgspec.Struct, frozen=True, kw_only=True):
     type: Literal["auto", "any", "tool", "none"]
     name: str | None = None
-    disable_parallel_tool_use: bool = False
+    disable_parallel_tool_use: bool | None = None
 
 
 class ThinkingParam(msgspec.Struct, frozen=True, kw_only=True):
@@ -212,7 +232,15 @@ class CountTokensRequest(msgspec.Struct, kw_only=True):
     thinking: ThinkingParam | None = None
 
 
+class PassthroughRequest(msgspec.Struct, kw_only=True):
+    """What an Anthropic upstream's request needs read: it receives the body unchanged."""
+
+    model: str
+    stream: bool | None = False
+
+
 _messages_decoder = msgspec.json.Decoder(MessagesRequest)
+_passthrough_decoder = msgspec.json.Decoder(PassthroughRequest)
 _count_decoder = msgspec.json.Decoder(CountTokensRequest)
 
 
@@ -242,6 +270,12 @@ def decode_messages(body: bytes) -> MessagesRequest:
         raise InvalidRequest("invalid request: max_tokens must be at least 1 - at `$.max_tokens`")
     if not request.messages:
         raise InvalidRequest("invalid request: messages must not be empty - at `$.messages`")
+    return request
+
+
+def decode_passthrough(body: bytes) -> PassthroughRequest:
+    """Decode the little an Anthropic upstream's request needs: the model and `stream`."""
+    request: PassthroughRequest = _decode(_passthrough_decoder, body)
     return request
 
 

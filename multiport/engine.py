@@ -19,7 +19,13 @@ import msgspec
 
 from . import __version__
 from .answer import fold, message_events
-from .anthropic_wire import MessagesRequest, decode_count, decode_messages
+from .anthropic_wire import (
+    MessagesRequest,
+    PassthroughRequest,
+    decode_count,
+    decode_messages,
+    decode_passthrough,
+)
 from .catalog import Catalog
 from .contracts import RenderedAnswer
 from .errors import (
@@ -141,12 +147,16 @@ class Engine:
     # messages
 
     async def messages(self, body: bytes, client_headers: Mapping[str, str]) -> Answer:
+        scrub = self.scrubber_for(client_headers)
+        if self.provider.wire.passthrough:
+            # An Anthropic upstream reads the body itself; only what routing needs is read.
+            light = decode_passthrough(body)
+            target = self._target(light.model)
+            headers = self._headers(client_headers)
+            return await self._passthrough(body, light, target, headers, scrub)
         request = decode_messages(body)
         target = self._target(request.model)
         headers = self._headers(client_headers)
-        scrub = self.scrubber_for(client_headers)
-        if self.provider.wire.passthrough:
-            return await self._passthrough(body, request, target, headers, scrub)
         upstream_stream = request.stream and self._spec_options.can_stream
         call = self._translate(request, target, headers, scrub, upstream_stream)
         extra = (
@@ -247,7 +257,7 @@ class Engine:
     async def _passthrough(
         self,
         body: bytes,
-        request: MessagesRequest,
+        request: PassthroughRequest,
         target: str,
         headers: dict[str, str],
         scrub: Scrubber,

@@ -9,6 +9,7 @@ from .anthropic_wire import (
     ContentSource,
     DocumentBlock,
     ImageBlock,
+    SearchResultBlock,
     TextBlock,
     TextSource,
     ToolResultBlock,
@@ -17,7 +18,14 @@ from .anthropic_wire import (
 from .contracts import ImagePart
 from .errors import InvalidRequest
 
-__all__ = ["document_text", "image_part", "result_parts", "server_tool_error", "strip_schema"]
+__all__ = [
+    "document_text",
+    "image_part",
+    "result_parts",
+    "search_result_text",
+    "server_tool_error",
+    "strip_schema",
+]
 
 _SCHEMA_NAME_KEYS = frozenset({"properties", "$defs", "definitions", "patternProperties"})
 
@@ -60,6 +68,13 @@ def document_text(block: DocumentBlock, documents: str, where: str) -> str:
     return f"{block.title}\n\n{text}" if block.title else text
 
 
+def search_result_text(block: SearchResultBlock) -> str:
+    """A search result the client supplies, as text: title, source, then its content."""
+    head = "\n".join(x for x in (block.title, block.source) if x)
+    body = "\n".join(b.text for b in block.content)
+    return f"{head}\n\n{body}" if head else body
+
+
 def result_parts(block: ToolResultBlock, documents: str, where: str) -> tuple[str, list[ImagePart]]:
     """The text of a tool result (`Error: …` when it failed) and the images it carries."""
     content = block.content
@@ -75,8 +90,11 @@ def result_parts(block: ToolResultBlock, documents: str, where: str) -> tuple[st
                 texts.append(item.text)
             elif isinstance(item, ImageBlock):
                 images.append(image_part(item, f"{where}.content[{j}]"))
-            else:
+            elif isinstance(item, DocumentBlock):
                 texts.append(document_text(item, documents, f"{where}.content[{j}]"))
+            elif isinstance(item, SearchResultBlock):
+                texts.append(search_result_text(item))
+            # Blocks of Anthropic's own tools (tool_reference …) mean nothing elsewhere.
         text = "\n".join(texts)
     return (f"Error: {text}" if block.is_error else text), images
 

@@ -18,6 +18,7 @@ from .anthropic_wire import (
     ImageBlock,
     Message,
     MessagesRequest,
+    SearchResultBlock,
     TextBlock,
     ThinkingBlock,
     ToolChoiceParam,
@@ -35,7 +36,14 @@ from .contracts import (
     ToolResult,
 )
 from .errors import InvalidRequest
-from .neutral_parts import document_text, image_part, result_parts, server_tool_error, strip_schema
+from .neutral_parts import (
+    document_text,
+    image_part,
+    result_parts,
+    search_result_text,
+    server_tool_error,
+    strip_schema,
+)
 from .pairing import CallLedger
 from .spec import OptionsSpec
 from .toolids import ToolNames
@@ -125,14 +133,15 @@ def _tools(
     out: list[Tool] = []
     dropped: list[str] = []
     for i, tool in enumerate(request.tools or ()):
+        if tool.input_schema is None or tool.type not in (None, "custom"):
+            # Server tools (web_search_*, code_execution_*, MCP toolsets) run on Anthropic's side.
+            name = tool.name or tool.type or "unnamed"
+            if options.server_tools == "reject":
+                raise server_tool_error(name, tool.type, i)
+            dropped.append(name)
+            continue
         if not tool.name:
             raise InvalidRequest(f"invalid request: tool needs a name - at `$.tools[{i}].name`")
-        if tool.input_schema is None or tool.type not in (None, "custom"):
-            # Server tools (web_search_*, code_execution_*) run on Anthropic's side only.
-            if options.server_tools == "reject":
-                raise server_tool_error(tool.name, tool.type, i)
-            dropped.append(tool.name)
-            continue
         schema = tool.input_schema
         out.append(
             Tool(
@@ -204,6 +213,8 @@ class _Conversation:
             return [image_part(block, where)]
         if isinstance(block, DocumentBlock):
             return [_text_part(document_text(block, self.options.documents, where))]
+        if isinstance(block, SearchResultBlock):
+            return [_text_part(search_result_text(block))]
         return []
 
     def _assistant(self, blocks: list[ContentBlock], where: str) -> None:
@@ -244,7 +255,7 @@ class _Conversation:
                         ToolResult(
                             tool_use_id=answered,
                             content=text,
-                            is_error=block.is_error,
+                            is_error=bool(block.is_error),
                             images=images,
                         )
                     )

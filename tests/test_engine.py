@@ -118,7 +118,7 @@ def test_passthrough_never_echoes_the_clients_own_key(
     (tmp_path / "a.yaml").write_text(
         "port: 9401\nbase_url: http://anthropic.test\nauth:\n  header: x-api-key\n"
         "  passthrough: true\nwire:\n  dialect: anthropic\nmappings:\n"
-        "  - match: ^claude-\n    target: \\g<0>\n"
+        "  - match: ^claude-.*\n    target: \\g<0>\n"
     )
     own_key = "sk-ant-client-own-key-987654321"
     echo = {"type": "error", "error": {"type": "authentication_error", "message": f"bad {own_key}"}}
@@ -487,3 +487,72 @@ def test_log_lines_are_scrubbed_at_the_handler() -> None:
         root.removeHandler(handler)
     assert "bad key [redacted]" in stream.getvalue()
     assert SECRET not in stream.getvalue()
+
+
+# request shapes real clients send
+
+
+def test_valid_request_shapes_are_accepted(
+    client: TestClient[Any], respx_mock: respx.MockRouter
+) -> None:
+    _ok(respx_mock)
+    search = {
+        "type": "search_result",
+        "source": "https://docs.example/a",
+        "title": "A",
+        "content": [{"type": "text", "text": "important fact"}],
+    }
+    messages = [
+        {"role": "user", "content": [search, {"type": "text", "text": "use it"}]},
+        {
+            "role": "assistant",
+            "content": [
+                {"type": "thinking", "thinking": "t", "signature": None},
+                {"type": "tool_use", "id": "t1", "name": "f", "input": {}},
+            ],
+        },
+        {
+            "role": "user",
+            "content": [
+                {
+                    "type": "tool_result",
+                    "tool_use_id": "t1",
+                    "is_error": None,
+                    "content": [{"type": "tool_reference", "tool_name": "f"}, search],
+                }
+            ],
+        },
+    ]
+    response = ask(
+        client,
+        messages=messages,
+        tools=TOOLS,
+        tool_choice={"type": "auto", "disable_parallel_tool_use": None},
+    )
+    assert response.status_code == 200, response.text
+    sent = json.dumps(_sent(respx_mock))
+    assert sent.count("important fact") == 2
+
+
+def test_passthrough_forwards_what_it_does_not_read(
+    tmp_path: Path, respx_mock: respx.MockRouter
+) -> None:
+    (tmp_path / "a.yaml").write_text(
+        "port: 9402\nbase_url: http://anthropic.test\nauth:\n  value: key-0123456789\n"
+        "  header: x-api-key\nwire:\n  dialect: anthropic\nmappings:\n"
+        "  - match: ^claude-.*\n    target: \\g<0>\n"
+    )
+    answer = {"type": "message", "content": [{"type": "text", "text": "hi"}]}
+    route = respx_mock.post("http://anthropic.test/v1/messages").respond(json=answer)
+    body = {
+        "model": "claude-x",
+        "max_tokens": 5,
+        "tools": [{"type": "mcp_toolset", "mcp_server_name": "s"}],
+        "messages": [{"role": "user", "content": [{"type": "brand_new_block", "x": 1}]}],
+    }
+    passthrough = load_providers([str(tmp_path / "a.yaml")], {}).providers[0]
+    app = create_app(passthrough, transport=httpx.AsyncHTTPTransport())
+    with TestClient(app) as client:
+        response = client.post("/v1/messages", json=body)
+    assert response.status_code == 200, response.text
+    assert json.loads(route.calls.last.request.content) == body
