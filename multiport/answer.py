@@ -86,10 +86,5 @@ def _apply(block: dict[str, Any], delta: dict[str, Any], partial: list[str]) -> 
 
 
 def _arguments(raw: str) -> Any:
-    if not raw:
-        return {}
-    try:
-        value = _decode(raw)
-    except msgspec.DecodeError:
-        return {"_raw_arguments": raw}
-    return value if isinstance(value, dict) else {"value": value}
+    # The state machine let only a JSON object (or nothing) through.
+    return _decode(raw) if raw.strip() else {}

@@ -56,9 +56,9 @@ class BlockWriter:
         call = self.open_call
         if call is None or not call.unsent:
             return
-        delta = {"type": "input_json_delta", "partial_json": call.unsent}
+        delta = {"type": "input_json_delta", "partial_json": "".join(call.unsent)}
         out.append({"type": "content_block_delta", "index": self._index, "delta": delta})
-        call.unsent = ""
+        call.unsent.clear()
 
     def close(self, out: list[Event]) -> None:
         """Stop the open block, if any."""

@@ -214,7 +214,7 @@ class Engine:
             ) from None
         if isinstance(document, dict) and document.get("error"):
             error = document["error"]
-            message = error.get("message") if isinstance(error, dict) else error
+            message = (error.get("message") if isinstance(error, dict) else None) or error
             raise UpstreamError(f"the upstream {host} reported an error: {message}")
         template = self.provider.wire.response
         assert template is not None

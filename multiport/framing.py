@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 
-__all__ = ["LineFramer"]
+from .errors import UpstreamProtocolError
+
+__all__ = ["MAX_PAYLOAD", "LineFramer"]
+
+MAX_PAYLOAD = 16 << 20  # one stream event; a longer one is an upstream fault, not a wait
+_EOL = re.compile(rb"\r\n|\r|\n")
 
 
 class LineFramer:
@@ -18,34 +24,33 @@ class LineFramer:
 
     def __init__(self, framing: str) -> None:
         self._sse = framing == "sse"
-        self._buffer = b""
-        self._data: list[bytes] = []
+        self._tail: list[bytes] = []  # an unterminated line, in the pieces it came in
+        self._tail_size = 0
+        self._data: list[bytes] = []  # the `data:` lines of the event being read
+        self._data_size = 0
 
     def feed(self, chunk: bytes) -> Iterator[bytes]:
         """Payloads completed by this chunk of bytes."""
-        buffer = self._buffer + chunk
+        if b"\n" not in chunk and b"\r" not in chunk:
+            self._hold(chunk)  # no line ends here: joined once one does, never re-scanned
+            return
+        buffer = b"".join((*self._tail, chunk)) if self._tail else chunk
+        self._tail, self._tail_size = [], 0
         start = 0
-        size = len(buffer)
-        while True:
-            lf = buffer.find(b"\n", start)
-            cr = buffer.find(b"\r", start)
-            if cr != -1 and (lf == -1 or cr < lf):
-                if cr + 1 == size:
-                    break  # a CR at the end may be the first half of CRLF
-                end, nxt = cr, cr + (2 if buffer[cr + 1 : cr + 2] == b"\n" else 1)
-            elif lf != -1:
-                end, nxt = lf, lf + 1
-            else:
-                break
-            payload = self._line(buffer[start:end])
+        for end in _EOL.finditer(buffer):
+            if end.end() == len(buffer) and end.group() == b"\r":
+                break  # a CR at the end may be the first half of CRLF
+            payload = self._line(buffer[start : end.start()])
             if payload is not None:
                 yield payload
-            start = nxt
-        self._buffer = buffer[start:]
+            start = end.end()
+        if start < len(buffer):
+            self._hold(buffer[start:])
 
     def close(self) -> Iterator[bytes]:
         """Whatever the last, unterminated line or event held."""
-        rest, self._buffer = self._buffer, b""
+        rest = b"".join(self._tail)
+        self._tail, self._tail_size = [], 0
         if rest:
             payload = self._line(rest.rstrip(b"\r"))
             if payload is not None:
@@ -59,7 +64,7 @@ class LineFramer:
             return line if line.strip() else None
         if not line:
             if self._data:
-                data, self._data = b"\n".join(self._data), []
+                data, self._data, self._data_size = b"\n".join(self._data), [], 0
                 return data
             return None
         if line.startswith(b":"):
@@ -67,4 +72,19 @@ class LineFramer:
         name, _, value = line.partition(b":")
         if name == b"data":
             self._data.append(value[1:] if value.startswith(b" ") else value)
+            self._data_size += len(value)
+            if self._data_size > MAX_PAYLOAD:
+                raise _too_long()
         return None
+
+    def _hold(self, piece: bytes) -> None:
+        self._tail.append(piece)
+        self._tail_size += len(piece)
+        if self._tail_size > MAX_PAYLOAD:
+            raise _too_long()
+
+
+def _too_long() -> UpstreamProtocolError:
+    return UpstreamProtocolError(
+        f"the upstream sent a stream event longer than {MAX_PAYLOAD // (1 << 20)} MiB"
+    )

@@ -40,7 +40,7 @@ def final_usage(
     # zero means the upstream did not count.
     input_tokens = usage.input_tokens if usage.input_tokens or cached else input_estimate
     return {
-        "input_tokens": input_tokens or 0,
+        "input_tokens": max(0, input_tokens or 0),
         "output_tokens": usage.output_tokens or estimate_output_tokens(generated_chars),
         "cache_creation_input_tokens": usage.cache_creation_input_tokens or 0,
         "cache_read_input_tokens": cached,

@@ -21,23 +21,24 @@ class CallLedger:
 
     def __init__(self) -> None:
         self._ids = ToolIds()
-        self._by_raw: dict[str, str] = {}
+        self._by_raw: dict[str, list[str]] = {}  # raw id → safe ids, oldest first
         self._waiting: dict[str, None] = {}  # safe ids, in call order
 
     def call(self, raw_id: str) -> str:
         """Record a call of the current assistant turn; the safe id to send upstream."""
         safe = self._ids.claim(raw_id)
-        self._by_raw[raw_id] = safe
+        self._by_raw.setdefault(raw_id, []).append(safe)
         self._waiting[safe] = None
         return safe
 
     def answer(self, raw_id: str) -> str | None:
         """The safe id of the waiting call `raw_id` answers, or None for an orphan."""
-        safe = self._by_raw.get(raw_id)
-        if safe is None or safe not in self._waiting:
-            return None
-        del self._waiting[safe]
-        return safe
+        # Calls that share a raw id are answered in the order they were made.
+        for safe in self._by_raw.get(raw_id, ()):
+            if safe in self._waiting:
+                del self._waiting[safe]
+                return safe
+        return None
 
     @property
     def waiting(self) -> bool:
@@ -49,4 +50,5 @@ class CallLedger:
             ToolResult(tool_use_id=safe, content=NO_RESULT, is_error=True) for safe in self._waiting
         ]
         self._waiting.clear()
+        self._by_raw.clear()
         return results

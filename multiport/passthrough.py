@@ -19,6 +19,7 @@ async def passthrough_stream(
 ) -> AsyncIterator[bytes]:
     """The upstream's bytes, cut at event boundaries so no secret is split between reads."""
     held = b""
+    ended = False  # a message_stop or an error event went by
     try:
         async for chunk in source:
             held += chunk
@@ -27,7 +28,9 @@ async def passthrough_stream(
                 if len(held) < _MAX_HELD:
                     continue
                 cut = len(held)
-            yield scrub.bytes(held[:cut])
+            piece = held[:cut]
+            ended = ended or b"event: message_stop" in piece or b"event: error" in piece
+            yield scrub.bytes(piece)
             held = held[cut:]
     except httpx.TimeoutException:
         raise UpstreamTimeout(f"the upstream {host} went silent mid-stream") from None
@@ -36,7 +39,11 @@ async def passthrough_stream(
             f"the upstream {host} stream broke: {type(exc).__name__}"
         ) from None
     if held:
+        ended = ended or b"event: message_stop" in held or b"event: error" in held
         yield scrub.bytes(held)
+    if not ended:
+        # Never a fake end: a stream cut short says so.
+        raise UpstreamStreamError(f"the upstream {host} stream ended before message_stop")
 
 
 def _boundary(data: bytes) -> int:

@@ -19,12 +19,13 @@ from .contracts import StopReason, StreamEvent, Usage
 from .errors import UpstreamStreamError
 from .outcome import final_stop_reason, final_usage
 from .spec import ToolStreamSpec
-from .toolcalls import ToolCallAssembler
+from .toolcalls import Call, ToolCallAssembler
 from .toolids import ToolNames
 
 __all__ = ["StreamState", "encode_events", "new_message_id", "sse_frame"]
 
 _encode = msgspec.json.Encoder().encode
+_decode_json = msgspec.json.decode
 
 
 def new_message_id() -> str:
@@ -97,7 +98,7 @@ class StreamState:
         if event.stop_reason is not None:
             self.stop_reason = event.stop_reason
         if event.usage is not None:
-            self._usage = event.usage
+            self._usage = _merged(self._usage, event.usage)
         return out
 
     def finish(self) -> list[Event]:
@@ -117,7 +118,10 @@ class StreamState:
         for kind, text in self._held:
             writer.text(kind, text, out)
         writer.close(out)
-        has_tool_use = any(c.name for c in self._tools.calls)
+        named = [c for c in self._tools.calls if c.name]
+        for call in named:
+            _check_arguments(call)
+        has_tool_use = bool(named)
         delta = {
             "stop_reason": final_stop_reason(self.stop_reason, has_tool_use),
             "stop_sequence": None,
@@ -139,3 +143,27 @@ class StreamState:
         ready = self._tools.ready
         if self._writer.open_kind != "tool_use" and ready:
             self._writer.tool(ready.popleft(), out)
+
+
+def _merged(old: Usage | None, new: Usage) -> Usage:
+    """Counts reported in pieces (input first, output at the end) add up; newest wins."""
+    if old is None:
+        return new
+    changes = {f: v for f in Usage.__struct_fields__ if (v := getattr(new, f)) is not None}
+    return msgspec.structs.replace(old, **changes)
+
+
+def _check_arguments(call: Call) -> None:
+    """A call the client would run must carry a JSON object, streamed or not."""
+    text = call.arguments
+    if not text.strip():
+        return
+    try:
+        value = _decode_json(text)
+    except (msgspec.DecodeError, RecursionError):
+        value = None
+    if not isinstance(value, dict):
+        raise UpstreamStreamError(
+            f"the upstream's call to tool {call.name!r} has arguments that are not a JSON "
+            f"object: {text[:2000]!r}"
+        )

@@ -13,7 +13,7 @@ from typing import Any
 import jinja2
 import msgspec
 from jinja2 import nodes
-from jinja2.sandbox import ImmutableSandboxedEnvironment
+from jinja2.sandbox import ImmutableSandboxedEnvironment, safe_range
 
 from .contracts import RenderedAnswer, StreamEvent
 from .errors import TemplateInputError, TemplateRenderError
@@ -79,7 +79,7 @@ def _make_environment(sandboxed: bool = True) -> jinja2.Environment:
     env.globals.clear()
     env.globals.update(
         {
-            "range": range,
+            "range": safe_range if sandboxed else range,
             "dict": dict,
             "joiner": jinja2.utils.Joiner,
             "namespace": jinja2.utils.Namespace,
@@ -132,12 +132,16 @@ class CompiledTemplate:
         try:
             return self.decoder.decode(text)
         except msgspec.ValidationError as exc:
-            top_level = "unknown field" in str(exc) and " - at " not in str(exc)
+            # A key is the template's own text: a key the contract lacks is its fault. A
+            # value of the wrong type came from the upstream's data, unless this renders
+            # the request.
+            unknown = "unknown field" in str(exc)
+            top_level = unknown and " - at " not in str(exc)
             hint = f"; its fields are {_FIELDS[self.kind]}" if top_level else ""
-            raise TemplateRenderError(
-                f"template {self.name} rendered an invalid {_CONTRACT_NAMES[self.kind]}: "
-                f"{exc}{hint}"
-            ) from None
+            message = f"template {self.name} rendered an invalid {_CONTRACT_NAMES[self.kind]}: {exc}{hint}"
+            if unknown or self.kind == "request":
+                raise TemplateRenderError(message) from None
+            raise TemplateInputError(message) from None
         except (msgspec.DecodeError, RecursionError) as exc:
             raise TemplateRenderError(
                 f"template {self.name} rendered invalid JSON ({_one_line(exc)}): {text[:2000]!r}"

@@ -23,8 +23,16 @@ class Call:
 
     raw_id: str = ""  # the id as the upstream sent it
     name: str = ""  # the client's name for the tool, once known
-    arguments: str = ""  # everything received
-    unsent: str = ""  # received but not yet written to the client
+
+    def __post_init__(self) -> None:
+        self.parts: list[str] = []  # everything received, joined only when needed
+        self.unsent: list[str] = []  # received, not yet written to the client
+
+    @property
+    def arguments(self) -> str:
+        if len(self.parts) > 1:
+            self.parts = ["".join(self.parts)]
+        return self.parts[0] if self.parts else ""
 
 
 class ToolCallAssembler:
@@ -61,8 +69,8 @@ class ToolCallAssembler:
                 )
             if self._snapshots:
                 fragment = _new_suffix(call.arguments, fragment)
-            call.arguments += fragment
-            call.unsent += fragment
+            call.parts.append(fragment)
+            call.unsent.append(fragment)
         return call, len(fragment or "")
 
     def _call_for(self, piece: ToolCallDelta, position: int) -> Call:

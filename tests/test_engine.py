@@ -556,3 +556,73 @@ def test_passthrough_forwards_what_it_does_not_read(
         response = client.post("/v1/messages", json=body)
     assert response.status_code == 200, response.text
     assert json.loads(route.calls.last.request.content) == body
+
+
+def test_a_passthrough_stream_cut_short_ends_with_an_error_event(
+    tmp_path: Path, respx_mock: respx.MockRouter
+) -> None:
+    (tmp_path / "a.yaml").write_text(
+        "port: 9403\nbase_url: http://anthropic.test\nwire:\n  dialect: anthropic\n"
+        "auth:\n  value: key-0123456789\n  header: x-api-key\n"
+        "mappings:\n  - match: ^claude-\n    target: claude-x\n"
+    )
+    cut = b'event: message_start\ndata: {"type":"message_start","message":{}}\n\n'
+    respx_mock.post("http://anthropic.test/v1/messages").respond(content=cut)
+    passthrough = load_providers([str(tmp_path / "a.yaml")], {}).providers[0]
+    body = {
+        "model": "claude-x",
+        "max_tokens": 5,
+        "stream": True,
+        "messages": [{"role": "user", "content": "hi"}],
+    }
+    with TestClient(create_app(passthrough, transport=httpx.AsyncHTTPTransport())) as client:
+        response = client.post("/v1/messages", json=body)
+    assert response.content.startswith(cut)
+    names = [name for name, _ in parse_sse(response.content)]
+    assert names == ["message_start", "error"]
+
+
+def test_usage_reported_in_pieces_adds_up(
+    client: TestClient[Any], respx_mock: respx.MockRouter
+) -> None:
+    body = sse(
+        delta(content="hi"),
+        {**delta("stop"), "usage": {"prompt_tokens": 100}},
+        {"choices": [], "usage": {"completion_tokens": 6}},
+        b"[DONE]",
+    )
+    respx_mock.post(f"{UPSTREAM}/chat/completions").respond(content=body)
+    message = check_stream(stream_events(ask(client, stream=True)))
+    assert message["usage"]["input_tokens"] == 100
+    assert message["usage"]["output_tokens"] == 6
+
+
+def test_a_tool_call_with_a_numeric_id_or_float_usage_is_read(
+    client: TestClient[Any], respx_mock: respx.MockRouter
+) -> None:
+    call = {"id": 7, "type": "function", "function": {"name": "f", "arguments": "{}"}}
+    answer = {
+        "choices": [
+            {"message": {"role": "assistant", "tool_calls": [call]}, "finish_reason": "tool_calls"}
+        ],
+        "usage": {"prompt_tokens": 5.0, "completion_tokens": 2.0},
+    }
+    respx_mock.post(f"{UPSTREAM}/chat/completions").respond(json=answer)
+    message = ask(client, tools=TOOLS).json()
+    assert message["content"][0]["id"] == "7"
+    assert message["usage"]["output_tokens"] == 2
+
+
+def test_an_answer_value_of_the_wrong_type_is_the_upstreams_fault(
+    client: TestClient[Any], respx_mock: respx.MockRouter
+) -> None:
+    call = {"id": "c", "type": "function", "function": {"name": None, "arguments": "{}"}}
+    answer = {
+        "choices": [
+            {"message": {"role": "assistant", "tool_calls": [call]}, "finish_reason": "stop"}
+        ]
+    }
+    respx_mock.post(f"{UPSTREAM}/chat/completions").respond(json=answer)
+    response = ask(client, tools=TOOLS)
+    assert response.status_code == 502
+    assert "upstream.test" in response.json()["error"]["message"]

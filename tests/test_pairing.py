@@ -33,3 +33,12 @@ def test_a_repeated_call_id_gets_its_own_id_and_the_result_pairs_with_the_latest
     new = ledger.call("x")
     assert new != old
     assert ledger.answer("x") == new
+
+
+def test_calls_that_share_an_id_are_answered_in_order() -> None:
+    ledger = CallLedger()
+    first, second = ledger.call("call_0"), ledger.call("call_0")
+    assert first != second
+    assert ledger.answer("call_0") == first
+    assert ledger.answer("call_0") == second
+    assert ledger.unanswered() == []

@@ -217,7 +217,10 @@ def test_passthrough_forwards_client_key_and_headers(
         "wire:\n  dialect: anthropic\noptions:\n  forward_headers: [anthropic-version, anthropic-beta]\nmappings:\n  - match: haiku\n    target: claude-haiku-4-5\n"
     )
     provider = load_providers([str(tmp_path / "a.yaml")], {}).providers[0]
-    sse = b'event: message_start\ndata: {"type":"message_start"}\n\n'
+    sse = (
+        b'event: message_start\ndata: {"type":"message_start"}\n\n'
+        b'event: message_stop\ndata: {"type":"message_stop"}\n\n'
+    )
     route = respx_mock.post("http://anthropic.test/v1/messages").respond(
         content=sse, headers={"content-type": "text/event-stream"}
     )
@@ -296,7 +299,7 @@ def test_answer_tool_ids_are_valid_unique_and_names_restored(
         {
             "id": "call:1/a",
             "type": "function",
-            "function": {"name": "PLACEHOLDER", "arguments": "not json"},
+            "function": {"name": "PLACEHOLDER", "arguments": '{"q": [2]}'},
         },
     ]
     route = respx_mock.post(f"{UPSTREAM}/chat/completions")
@@ -328,8 +331,37 @@ def test_answer_tool_ids_are_valid_unique_and_names_restored(
     assert all(re.fullmatch(r"[a-zA-Z0-9_-]+", i) for i in ids)
     assert {b["name"] for b in message["content"]} == {long_name}
     assert message["content"][0]["input"] == {"p": 1}
-    assert message["content"][1]["input"] == {"_raw_arguments": "not json"}
+    assert message["content"][1]["input"] == {"q": [2]}
     assert message["stop_reason"] == "tool_use"
+
+
+def test_tool_arguments_that_are_not_an_object_are_an_upstream_error_both_ways(
+    client: TestClient[Litestar], respx_mock: respx.MockRouter
+) -> None:
+    call = {"id": "c", "type": "function", "function": {"name": "f", "arguments": "not json"}}
+    whole = {
+        "choices": [
+            {"message": {"role": "assistant", "tool_calls": [call]}, "finish_reason": "stop"}
+        ]
+    }
+    piece = {"index": 0, **call}
+    chunks = [
+        {"choices": [{"index": 0, "delta": {"tool_calls": [piece]}, "finish_reason": None}]},
+        {"choices": [{"index": 0, "delta": {}, "finish_reason": "tool_calls"}]},
+    ]
+    stream = b"".join(b"data: " + json.dumps(c).encode() + b"\n\n" for c in chunks)
+    respx_mock.post(f"{UPSTREAM}/chat/completions").mock(
+        side_effect=lambda request: httpx.Response(
+            200, content=stream if json.loads(request.content).get("stream") else json.dumps(whole)
+        )
+    )
+    tools = [{"name": "f", "description": "", "input_schema": {"type": "object"}}]
+    plain = _ask(client, tools=tools)
+    assert plain.status_code == 502
+    assert "'f' has arguments that are not a JSON object" in plain.json()["error"]["message"]
+    events = parse_sse(_ask(client, tools=tools, stream=True).content)
+    check_stream(events, expect_error=True)
+    assert "'f' has arguments that are not a JSON object" in events[-1][1]["error"]["message"]
 
 
 def test_max_tokens_clamped_to_catalog_limit(tmp_path: Path, respx_mock: respx.MockRouter) -> None:

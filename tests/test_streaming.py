@@ -163,3 +163,24 @@ def test_long_tool_names_are_restored_in_stream() -> None:
     frames = encode_events(events)
     message = check_stream(parse_sse(frames))
     assert message["content"][0]["name"] == long_name
+
+
+def test_a_stream_event_longer_than_the_limit_is_an_upstream_error() -> None:
+    from multiport.errors import UpstreamProtocolError
+    from multiport.framing import MAX_PAYLOAD
+
+    framer = LineFramer("sse")
+    piece = b"x" * (1 << 20)
+
+    def feed_a_line_that_never_ends() -> None:
+        for _ in range(MAX_PAYLOAD // len(piece) + 1):
+            list(framer.feed(piece))
+
+    with pytest.raises(UpstreamProtocolError, match="longer than"):
+        feed_a_line_that_never_ends()
+
+
+def test_many_events_in_one_read_are_all_framed() -> None:
+    framer = LineFramer("sse")
+    raw = b"".join(b'data: {"n": %d}\n\n' % i for i in range(20_000))
+    assert len(list(framer.feed(raw))) == 20_000
