@@ -51,7 +51,7 @@ def render_request(
     data = msgspec.to_builtins(neutral.request)
     template = provider.wire.request
     assert template is not None
-    body = _encode(template.render(request=data, options=provider.template_options, model=target))
+    body = template.render_body(request=data, options=provider.template_options, model=target)
     return Rendered(neutral, data, body)
 
 

@@ -35,7 +35,8 @@ TEMPLATE_VARIABLES: dict[str, frozenset[str]] = {
 
 # What each kind of template renders; output is decoded into it strictly.
 CONTRACTS: dict[str, Any] = {
-    "request": dict[str, Any],
+    # The body is sent as rendered: only checked to be a JSON object, not rebuilt.
+    "request": dict[str, msgspec.Raw],
     "response": RenderedAnswer,
     "stream": StreamEvent | None,
 }
@@ -112,6 +113,12 @@ class CompiledTemplate:
 
     decoder: msgspec.json.Decoder[Any] = field(repr=False)
 
+    def render_body(self, **context: Any) -> bytes:
+        """A request template's output, checked to be a JSON object, as the bytes to send."""
+        text = self._text(context)
+        self._decode(text)
+        return text.encode()
+
     def render(self, **context: Any) -> Any:
         """Render and decode into the kind's contract; every failure names template and line.
 
@@ -120,8 +127,11 @@ class CompiledTemplate:
         to report as the upstream's fault; output that breaks the contract is the
         template's fault (500), whatever the input.
         """
+        return self._decode(self._text(context))
+
+    def _text(self, context: dict[str, Any]) -> str:
         try:
-            text = self.template.render(**context)
+            return self.template.render(**context)
         except Exception as exc:
             message = f"template {self.name} failed at line {_error_line(exc, self.name)}: " + (
                 _one_line(exc)
@@ -129,6 +139,8 @@ class CompiledTemplate:
             if self.kind == "request":
                 raise TemplateRenderError(message) from None
             raise TemplateInputError(message) from None
+
+    def _decode(self, text: str) -> Any:
         try:
             return self.decoder.decode(text)
         except msgspec.ValidationError as exc:
