@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -93,7 +94,8 @@ def test_template_files_next_to_yaml(tmp_path: Path, target: str) -> None:
     assert not result.errors, result.problems
     provider = result.providers[0]
     assert provider.wire.request is not None
-    rendered = provider.wire.request.render(request={"max_tokens": 5}, options={}, model="m")
+    body = provider.wire.request.render_body(request={"max_tokens": 5}, options={}, model="m")
+    rendered = json.loads(body)
     assert rendered == {"model": "m", "n": 5}
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from multiport.errors import TemplateRenderError
@@ -12,7 +14,8 @@ def test_render_to_json() -> None:
     template, problems = compile_template('{"a": {{ request.x | tojson }}}', "t", "request")
     assert problems == []
     assert template is not None
-    assert template.render(request={"x": "<&>"}, options={}, model="m") == {"a": "<&>"}
+    body = template.render_body(request={"x": "<&>"}, options={}, model="m")
+    assert json.loads(body) == {"a": "<&>"}
 
 
 def test_runtime_attribute_escape_is_blocked() -> None:
