@@ -105,6 +105,13 @@ class NeutralMessage(_Contract, frozen=True, kw_only=True):
     ] = None
     tool_calls: Annotated[list[ToolCall], _d("Calls made in this (assistant) turn.")] = []
     tool_results: Annotated[list[ToolResult], _d("Results answered in this (user) turn.")] = []
+    tool_images: Annotated[
+        list[Part],
+        _d(
+            "The images of this turn's tool results, each group after a text part naming "
+            "its call: for upstreams whose tool messages carry text only."
+        ),
+    ] = []
     reasoning: Annotated[
         str | None,
         _d("Thinking text of this assistant turn, only with `options.thinking_history: send`."),

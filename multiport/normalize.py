@@ -278,6 +278,11 @@ class _Conversation:
     ) -> None:
         if not (parts or calls or results):
             return
+        tool_images: list[Part] = []
+        for result in results:
+            if result.images:
+                caption = f"Images returned by tool call {result.tool_use_id}:"
+                tool_images += [_text_part(caption), *result.images]
         texts = [p.text for p in parts if isinstance(p, TextPart) and p.cache_control is None]
         plain = len(texts) == len(parts)
         self.out.append(
@@ -287,6 +292,7 @@ class _Conversation:
                 text="\n\n".join(texts) if plain and parts else None,
                 tool_calls=calls,
                 tool_results=results,
+                tool_images=tool_images,
                 reasoning=reasoning,
             )
         )
