@@ -7,8 +7,13 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
+from litestar.testing import TestClient
 
+from multiport.app import create_app
+
+from .apps import provider
 from .upstream_server import ScriptedUpstream
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -37,3 +42,11 @@ def upstream() -> Iterator[ScriptedUpstream]:
     server = ScriptedUpstream().start()
     yield server
     server.stop()
+
+
+@pytest.fixture
+def client(tmp_path: Path) -> Iterator[TestClient[Any]]:
+    """The test provider of `apps.py` in process, its upstream mocked by respx."""
+    app = create_app(provider(tmp_path), transport=httpx.AsyncHTTPTransport())
+    with TestClient(app) as test_client:
+        yield test_client
