@@ -131,7 +131,8 @@ def create_app(provider: Provider, *, transport: Any = None) -> Litestar:
 
     @post("/v1/messages/count_tokens", status_code=200)
     async def count_tokens(request: Request[Any, Any, Any]) -> Response[bytes]:
-        return Response(engine.count_tokens(await request.body()), media_type="application/json")
+        counted = await engine.count_tokens(await request.body(), request.headers)
+        return Response(counted, media_type="application/json")
 
     @get("/v1/models")
     async def models(request: Request[Any, Any, Any]) -> Response[bytes]:

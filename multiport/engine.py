@@ -262,10 +262,7 @@ class Engine:
         headers: dict[str, str],
         scrub: Scrubber,
     ) -> Answer:
-        if target != request.model:
-            document = _decode(body)
-            document["model"] = target
-            body = _encode(document)
+        body = _with_model(body, request.model, target)
         url = self.provider.messages_url
         if not request.stream:
             async with self.upstream.open(url, headers, body) as response:
@@ -277,13 +274,30 @@ class Engine:
 
     # other endpoints
 
-    def count_tokens(self, body: bytes) -> bytes:
+    async def count_tokens(self, body: bytes, client_headers: Mapping[str, str]) -> bytes:
+        """`{"input_tokens": N}`: an Anthropic upstream's own count, else a local estimate."""
+        if self.provider.wire.passthrough:
+            light = decode_passthrough(body)
+            body = _with_model(body, light.model, self._target(light.model))
+            url = self.provider.messages_url + "/count_tokens"
+            headers = self._headers(client_headers)
+            async with self.upstream.open(url, headers, body) as response:
+                return self.scrubber_for(client_headers).bytes(await _read(response))
         request = decode_count(body)
         try:
             count = estimate_tokens(request.system, request.messages, request.tools)
         except RecursionError as exc:
             raise InvalidRequest("invalid request: the request is nested too deeply") from exc
         return _encode({"input_tokens": count})
+
+
+def _with_model(body: bytes, model: str, target: str) -> bytes:
+    """The client's body for an Anthropic upstream, with the mapped model."""
+    if target == model:
+        return body
+    document = _decode(body)
+    document["model"] = target
+    return _encode(document)
 
 
 async def _replay(frames: bytes) -> AsyncIterator[bytes]:

@@ -61,3 +61,24 @@ def test_a_passthrough_stream_cut_short_ends_with_an_error_event(
     assert response.content.startswith(cut)
     names = [name for name, _ in parse_sse(response.content)]
     assert names == ["message_start", "error"]
+
+
+def test_count_tokens_is_the_anthropic_upstreams_own(
+    tmp_path: Path, respx_mock: respx.MockRouter
+) -> None:
+    (tmp_path / "a.yaml").write_text(
+        "port: 9404\nbase_url: http://anthropic.test\nwire:\n  dialect: anthropic\n"
+        "auth:\n  value: key-0123456789\n  header: x-api-key\n"
+        "mappings:\n  - match: haiku\n    target: claude-haiku-real\n"
+    )
+    route = respx_mock.post("http://anthropic.test/v1/messages/count_tokens").respond(
+        json={"input_tokens": 4242}
+    )
+    passthrough = load_providers([str(tmp_path / "a.yaml")], {}).providers[0]
+    body = {"model": "claude-haiku-5-5", "messages": [{"role": "user", "content": "hi"}]}
+    with TestClient(create_app(passthrough, transport=httpx.AsyncHTTPTransport())) as client:
+        response = client.post("/v1/messages/count_tokens", json=body)
+    assert response.json() == {"input_tokens": 4242}
+    sent = json.loads(route.calls.last.request.content)
+    assert sent == {**body, "model": "claude-haiku-real"}
+    assert route.calls.last.request.headers["x-api-key"] == "key-0123456789"
