@@ -58,6 +58,7 @@ class Scrubber:
         return data
 
     def with_secret(self, secret: str | None) -> Scrubber:
+        """This scrubber and one more secret (a client's own key, for one request)."""
         if not secret or len(secret) < MIN_SECRET or secret in self._secrets:
             return self
         return Scrubber((*self._secrets, secret))
