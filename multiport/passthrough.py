@@ -6,8 +6,9 @@ from collections.abc import AsyncIterator
 
 import httpx
 
-from .errors import UpstreamStreamError, UpstreamTimeout
+from .errors import UpstreamStreamError
 from .scrub import Scrubber
+from .upstream import stream_error
 
 __all__ = ["passthrough_stream"]
 
@@ -32,12 +33,8 @@ async def passthrough_stream(
             ended = ended or b"event: message_stop" in piece or b"event: error" in piece
             yield scrub.bytes(piece)
             held = held[cut:]
-    except httpx.TimeoutException:
-        raise UpstreamTimeout(f"the upstream {host} went silent mid-stream") from None
     except httpx.HTTPError as exc:
-        raise UpstreamStreamError(
-            f"the upstream {host} stream broke: {type(exc).__name__}"
-        ) from None
+        raise stream_error(exc, host) from None
     if held:
         ended = ended or b"event: message_stop" in held or b"event: error" in held
         yield scrub.bytes(held)

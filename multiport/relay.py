@@ -20,13 +20,12 @@ from .errors import (
     ApiError,
     TemplateInputError,
     UpstreamProtocolError,
-    UpstreamStreamError,
-    UpstreamTimeout,
 )
 from .framing import LineFramer
 from .scrub import Scrubber, clean, error_event, excerpt
 from .streaming import StreamState, encode_events, sse_frame
 from .templates import CompiledTemplate
+from .upstream import stream_error
 
 __all__ = ["ending_in_error_event", "translate_stream"]
 
@@ -123,12 +122,8 @@ async def translate_stream(
         if state.stop_reason is None:
             raise
         # A torn last line after the finish reason loses nothing the client needs.
-    except httpx.TimeoutException:
-        raise UpstreamTimeout(f"the upstream {host} went silent mid-stream") from None
     except httpx.HTTPError as exc:
-        raise UpstreamStreamError(
-            f"the upstream {host} stream broke: {type(exc).__name__}"
-        ) from None
+        raise stream_error(exc, host) from None
     yield encode_events(state.finish())
 
 

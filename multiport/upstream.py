@@ -13,12 +13,13 @@ import msgspec
 from .errors import (
     UpstreamError,
     UpstreamStatusError,
+    UpstreamStreamError,
     UpstreamTimeout,
     UpstreamUnreachable,
 )
 from .provider import Provider
 
-__all__ = ["Upstream", "make_transport"]
+__all__ = ["Upstream", "make_transport", "stream_error"]
 
 _decode = msgspec.json.decode
 
@@ -148,6 +149,13 @@ class Upstream:
                 hint = "point base_url there"
             message += f" to {target}; {hint}"
         return UpstreamError(message)
+
+
+def stream_error(exc: httpx.HTTPError, host: str) -> UpstreamError:
+    """What a transport failure in the middle of a stream means to the client."""
+    if isinstance(exc, httpx.TimeoutException):
+        return UpstreamTimeout(f"the upstream {host} went silent mid-stream")
+    return UpstreamStreamError(f"the upstream {host} stream broke: {type(exc).__name__}")
 
 
 def _bare(url: httpx.URL) -> str:

@@ -8,8 +8,10 @@ from typing import Any
 
 import httpx
 import respx
+from litestar import Litestar
 from litestar.testing import TestClient
 
+from multiport.app import create_app
 from multiport.compile import load_providers
 from multiport.provider import Provider
 
@@ -75,3 +77,22 @@ def answer_ok(respx_mock: respx.MockRouter) -> None:
             ]
         }
     )
+
+
+ANTHROPIC = "http://anthropic.test"
+
+
+def anthropic_app(
+    tmp_path: Path,
+    *,
+    auth: str = "  header: x-api-key\n  value: key-0123456789\n",
+    mappings: str = "  - match: ^claude-.*\n    target: \\g<0>\n",
+) -> Litestar:
+    """An app for a provider on the `anthropic` dialect, its upstream mocked by respx."""
+    (tmp_path / "a.yaml").write_text(
+        f"port: 9401\nbase_url: {ANTHROPIC}\nwire:\n  dialect: anthropic\n"
+        f"auth:\n{auth}mappings:\n{mappings}"
+    )
+    result = load_providers([str(tmp_path / "a.yaml")], {})
+    assert not result.errors, result.problems
+    return create_app(result.providers[0], transport=httpx.AsyncHTTPTransport())

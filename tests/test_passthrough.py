@@ -5,24 +5,16 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import httpx
 import respx
 from litestar.testing import TestClient
 
-from multiport.app import create_app
-from multiport.compile import load_providers
-
+from .apps import anthropic_app
 from .stream_checker import parse_sse
 
 
 def test_passthrough_forwards_what_it_does_not_read(
     tmp_path: Path, respx_mock: respx.MockRouter
 ) -> None:
-    (tmp_path / "a.yaml").write_text(
-        "port: 9402\nbase_url: http://anthropic.test\nauth:\n  value: key-0123456789\n"
-        "  header: x-api-key\nwire:\n  dialect: anthropic\nmappings:\n"
-        "  - match: ^claude-.*\n    target: \\g<0>\n"
-    )
     answer = {"type": "message", "content": [{"type": "text", "text": "hi"}]}
     route = respx_mock.post("http://anthropic.test/v1/messages").respond(json=answer)
     body = {
@@ -31,9 +23,7 @@ def test_passthrough_forwards_what_it_does_not_read(
         "tools": [{"type": "mcp_toolset", "mcp_server_name": "s"}],
         "messages": [{"role": "user", "content": [{"type": "brand_new_block", "x": 1}]}],
     }
-    passthrough = load_providers([str(tmp_path / "a.yaml")], {}).providers[0]
-    app = create_app(passthrough, transport=httpx.AsyncHTTPTransport())
-    with TestClient(app) as client:
+    with TestClient(anthropic_app(tmp_path)) as client:
         response = client.post("/v1/messages", json=body)
     assert response.status_code == 200, response.text
     assert json.loads(route.calls.last.request.content) == body
@@ -42,21 +32,15 @@ def test_passthrough_forwards_what_it_does_not_read(
 def test_a_passthrough_stream_cut_short_ends_with_an_error_event(
     tmp_path: Path, respx_mock: respx.MockRouter
 ) -> None:
-    (tmp_path / "a.yaml").write_text(
-        "port: 9403\nbase_url: http://anthropic.test\nwire:\n  dialect: anthropic\n"
-        "auth:\n  value: key-0123456789\n  header: x-api-key\n"
-        "mappings:\n  - match: ^claude-\n    target: claude-x\n"
-    )
     cut = b'event: message_start\ndata: {"type":"message_start","message":{}}\n\n'
     respx_mock.post("http://anthropic.test/v1/messages").respond(content=cut)
-    passthrough = load_providers([str(tmp_path / "a.yaml")], {}).providers[0]
     body = {
         "model": "claude-x",
         "max_tokens": 5,
         "stream": True,
         "messages": [{"role": "user", "content": "hi"}],
     }
-    with TestClient(create_app(passthrough, transport=httpx.AsyncHTTPTransport())) as client:
+    with TestClient(anthropic_app(tmp_path)) as client:
         response = client.post("/v1/messages", json=body)
     assert response.content.startswith(cut)
     names = [name for name, _ in parse_sse(response.content)]
@@ -66,17 +50,12 @@ def test_a_passthrough_stream_cut_short_ends_with_an_error_event(
 def test_count_tokens_is_the_anthropic_upstreams_own(
     tmp_path: Path, respx_mock: respx.MockRouter
 ) -> None:
-    (tmp_path / "a.yaml").write_text(
-        "port: 9404\nbase_url: http://anthropic.test\nwire:\n  dialect: anthropic\n"
-        "auth:\n  value: key-0123456789\n  header: x-api-key\n"
-        "mappings:\n  - match: haiku\n    target: claude-haiku-real\n"
-    )
     route = respx_mock.post("http://anthropic.test/v1/messages/count_tokens").respond(
         json={"input_tokens": 4242}
     )
-    passthrough = load_providers([str(tmp_path / "a.yaml")], {}).providers[0]
     body = {"model": "claude-haiku-5-5", "messages": [{"role": "user", "content": "hi"}]}
-    with TestClient(create_app(passthrough, transport=httpx.AsyncHTTPTransport())) as client:
+    mappings = "  - match: haiku\n    target: claude-haiku-real\n"
+    with TestClient(anthropic_app(tmp_path, mappings=mappings)) as client:
         response = client.post("/v1/messages/count_tokens", json=body)
     assert response.json() == {"input_tokens": 4242}
     sent = json.loads(route.calls.last.request.content)

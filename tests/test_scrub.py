@@ -7,17 +7,14 @@ import logging
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 import respx
 from litestar.testing import TestClient
 
-from multiport.app import create_app
-from multiport.compile import load_providers
-
 from .apps import (
     SECRET,
     UPSTREAM,
+    anthropic_app,
     ask,
     delta,
     sse,
@@ -64,16 +61,10 @@ def test_upstream_excerpts_are_scrubbed(
 def test_passthrough_never_echoes_the_clients_own_key(
     tmp_path: Path, respx_mock: respx.MockRouter, caplog: pytest.LogCaptureFixture
 ) -> None:
-    (tmp_path / "a.yaml").write_text(
-        "port: 9401\nbase_url: http://anthropic.test\nauth:\n  header: x-api-key\n"
-        "  passthrough: true\nwire:\n  dialect: anthropic\nmappings:\n"
-        "  - match: ^claude-.*\n    target: \\g<0>\n"
-    )
     own_key = "sk-ant-client-own-key-987654321"
     echo = {"type": "error", "error": {"type": "authentication_error", "message": f"bad {own_key}"}}
     respx_mock.post("http://anthropic.test/v1/messages").respond(401, json=echo)
-    passthrough = load_providers([str(tmp_path / "a.yaml")], {}).providers[0]
-    app = create_app(passthrough, transport=httpx.AsyncHTTPTransport())
+    app = anthropic_app(tmp_path, auth="  header: x-api-key\n  passthrough: true\n")
     with TestClient(app) as client:
         response = client.post(
             "/v1/messages",
