@@ -73,7 +73,10 @@ class OptionsSpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_on
     ] = False
     stream_options: Annotated[
         bool,
-        Meta(description="Send `stream_options: {include_usage: true}` when streaming."),
+        Meta(
+            description="Send `stream_options: {include_usage: true}` when streaming "
+            "(read by the `openai-chat` request template)."
+        ),
     ] = True
     can_stream: Annotated[
         bool,

@@ -47,12 +47,14 @@ class _Translator:
         self.context = context
         self.host = host
         self.ended = False
+        self.payloads = 0
 
     def frames(self, payloads: Iterable[bytes]) -> bytes:
         out = []
         for payload in payloads:
             if self.ended:
                 break  # nothing after the end counts; some servers keep the connection open
+            self.payloads += 1
             if payload.strip() == _DONE:
                 self.ended = True
                 break
@@ -124,6 +126,11 @@ async def translate_stream(
         # A torn last line after the finish reason loses nothing the client needs.
     except httpx.HTTPError as exc:
         raise stream_error(exc, host) from None
+    if translator.payloads == 0:
+        raise UpstreamProtocolError(
+            f"the upstream {host} stream held no {framing} event; check `wire.framing` "
+            "against what the upstream sends"
+        )
     yield encode_events(state.finish())
 
 

@@ -142,8 +142,9 @@ class WireSpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=
     dialect: Annotated[
         str | None,
         Meta(
-            description="Built-in dialect: `openai-chat` or `anthropic`. Fields below "
-            "override the dialect's."
+            description="Built-in dialect: `openai-chat`, `anthropic` or `ollama-chat`. "
+            "Fields below override the dialect's. Without one, nothing is inherited: give "
+            "`path`, `framing` and the three templates."
         ),
     ] = None
     path: Annotated[
@@ -163,7 +164,10 @@ class WireSpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=
     ] = None
     framing: Annotated[
         Literal["sse", "ndjson"] | None,
-        Meta(description="How the upstream frames its stream: `sse` or `ndjson`."),
+        Meta(
+            description="How the upstream frames its stream: `sse` (`data:` lines) or "
+            "`ndjson` (one JSON document a line); required with a stream template of your own."
+        ),
     ] = None
     passthrough: Annotated[
         bool | None,

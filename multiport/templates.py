@@ -12,11 +12,11 @@ from typing import Any
 
 import jinja2
 import msgspec
-from jinja2 import nodes
 from jinja2.sandbox import ImmutableSandboxedEnvironment, safe_range
 
 from .contracts import RenderedAnswer, StreamEvent
 from .errors import TemplateInputError, TemplateRenderError
+from .template_checks import TEMPLATE_VARIABLES, TemplateProblem, static_problems
 
 __all__ = [
     "CONTRACTS",
@@ -25,13 +25,6 @@ __all__ = [
     "TemplateProblem",
     "compile_template",
 ]
-
-# What each kind of template may read; nothing else is in scope.
-TEMPLATE_VARIABLES: dict[str, frozenset[str]] = {
-    "request": frozenset({"request", "options", "model"}),
-    "response": frozenset({"response", "request", "options", "model"}),
-    "stream": frozenset({"chunk", "request", "options", "model"}),
-}
 
 # What each kind of template renders; output is decoded into it strictly.
 CONTRACTS: dict[str, Any] = {
@@ -47,7 +40,6 @@ _FIELDS = {
     "stream": ", ".join(StreamEvent.__struct_fields__),
 }
 
-_BUILTIN_NAMES = frozenset({"loop", "caller", "varargs", "kwargs", "true", "false", "none"})
 _encode = msgspec.json.Encoder().encode
 _decode = msgspec.json.decode
 
@@ -93,14 +85,6 @@ _ENV = _make_environment()
 # The built-in dialects' templates ship with the package; they skip the sandbox's per-call
 # checks, which cost about half of a stream's CPU. They pass the same static checks.
 _TRUSTED_ENV = _make_environment(sandboxed=False)
-
-
-@dataclass(frozen=True)
-class TemplateProblem:
-    """A problem found while compiling a template; `line` is 1-based in the template."""
-
-    line: int
-    message: str
 
 
 @dataclass(frozen=True)
@@ -168,31 +152,7 @@ def compile_template(
         tree = _ENV.parse(source, name=name)
     except jinja2.TemplateSyntaxError as exc:
         return None, [TemplateProblem(exc.lineno or 1, f"template syntax error: {exc.message}")]
-    problems: list[TemplateProblem] = []
-    allowed = TEMPLATE_VARIABLES[kind]
-    names = list(tree.find_all(nodes.Name))
-    assigned = {n.name for n in names if n.ctx in ("store", "param")}
-    assigned |= {m.name for m in tree.find_all(nodes.Macro)}
-    loaded = {n.name for n in names if n.ctx == "load"}
-    for variable in sorted(loaded - assigned - allowed - _BUILTIN_NAMES - set(_ENV.globals)):
-        line = _first_use(tree, variable)
-        problems.append(
-            TemplateProblem(
-                line,
-                f"template uses `{variable}`, which it cannot see; a {kind} template sees "
-                f"only {', '.join(sorted(allowed))}",
-            )
-        )
-    for node in tree.find_all((nodes.Getattr, nodes.Getitem)):
-        attr = node.attr if isinstance(node, nodes.Getattr) else _const(getattr(node, "arg", None))
-        if isinstance(attr, str) and attr.startswith("_"):
-            problems.append(
-                TemplateProblem(
-                    node.lineno,
-                    f"template reaches for `{attr}`; names starting with `_` are not "
-                    "allowed in templates",
-                )
-            )
+    problems = static_problems(tree, kind, frozenset(_ENV.globals))
     if problems:
         return None, problems
     env = _TRUSTED_ENV if trusted else _ENV
@@ -204,17 +164,6 @@ def compile_template(
 def _one_line(exc: BaseException) -> str:
     text = " ".join(str(exc).split()) or type(exc).__name__
     return text[:2000]  # scrubbed, then cut shorter, where it leaves
-
-
-def _const(node: nodes.Node | None) -> Any:
-    return node.value if isinstance(node, nodes.Const) else None
-
-
-def _first_use(tree: nodes.Template, variable: str) -> int:
-    for node in tree.find_all(nodes.Name):
-        if node.name == variable:
-            return int(node.lineno)
-    return 1
 
 
 def _error_line(exc: BaseException, name: str) -> int | str:

@@ -70,13 +70,21 @@ def compile_wire(loaded: LoadedFile, spec: ProviderSpec) -> Wire | None:
     if not path:
         loaded.problem(("wire",), "wire needs a path, e.g. `path: /chat/completions`, or a dialect")
         return None
-    framing = own.framing or base.framing or "sse"
+    framing = own.framing or base.framing
+    if framing is None and templates["stream"] is not None:
+        # Guessing would turn an NDJSON stream into "ended before it finished".
+        loaded.problem(
+            ("wire",),
+            "wire needs `framing: sse` or `framing: ndjson`: how the upstream frames the "
+            "stream its stream template reads",
+        )
+        return None
     if any(p.severity == "error" for p in loaded.problems if p.path.startswith("$.wire")):
         return None
     return Wire(
         own.dialect or "custom",
         path,
-        framing,
+        framing or "sse",
         passthrough,
         templates["request"],
         templates["response"],

@@ -112,11 +112,11 @@ def test_an_answer_nested_too_deeply_is_a_502_naming_the_upstream(
 def test_a_template_typo_the_samples_miss_is_an_error_naming_template_and_key(
     tmp_path: Path, respx_mock: respx.MockRouter
 ) -> None:
-    # Only an upstream field the samples lack reaches the misspelt key.
+    # Built in an expression, so no static check sees it; no sample reaches the branch.
     template = (
         "wire:\n  dialect: openai-chat\n  response: |\n"
         '    {"content": [{"type": "text", "text": "x"}]'
-        '{% if response.get("rare") %}, "stop_reasn": "end_turn"{% endif %}}\n'
+        '{% if response.get("rare") %}, "usage": {{ {"input_tokns": 1} | tojson }}{% endif %}}\n'
     )
     respx_mock.post(f"{UPSTREAM}/chat/completions").respond(json={"rare": True})
     app = create_app(provider(tmp_path, template), transport=httpx.AsyncHTTPTransport())
@@ -125,7 +125,7 @@ def test_a_template_typo_the_samples_miss_is_an_error_naming_template_and_key(
     assert response.status_code == 500
     message = response.json()["error"]["message"]
     assert "template p:response" in message
-    assert "stop_reasn" in message
+    assert "input_tokns" in message
 
 
 def test_usage_reported_in_pieces_adds_up(
@@ -172,3 +172,13 @@ def test_an_answer_value_of_the_wrong_type_is_the_upstreams_fault(
     response = ask(client, tools=TOOLS)
     assert response.status_code == 502
     assert "upstream.test" in response.json()["error"]["message"]
+
+
+def test_a_stream_in_another_framing_is_named_as_such(
+    client: TestClient[Any], respx_mock: respx.MockRouter
+) -> None:
+    ndjson = b'{"choices": [{"index": 0, "delta": {"content": "a"}}]}\n'
+    respx_mock.post(f"{UPSTREAM}/chat/completions").respond(content=ndjson)
+    events = stream_events(ask(client, stream=True))
+    check_stream(events, expect_error=True)
+    assert "held no sse event; check `wire.framing`" in events[-1][1]["error"]["message"]

@@ -144,7 +144,7 @@ def test_an_answer_the_template_cannot_read_is_the_upstreams_fault(
 ) -> None:
     (tmp_path / "p.yaml").write_text(
         PROVIDER.replace("{options}", "{}")
-        + 'wire:\n  dialect: openai-chat\n  response: |\n    {"content": [],\n    "x": {{ response.choices[5] }}}\n'
+        + 'wire:\n  dialect: openai-chat\n  response: |\n    {"content": [],\n    "stop_reason": {{ response.choices[5] }}}\n'
     )
     provider = load_providers([str(tmp_path / "p.yaml")], {}).providers[0]
     respx_mock.post(f"{UPSTREAM}/chat/completions").respond(json={"choices": []})

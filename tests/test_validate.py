@@ -43,13 +43,15 @@ EXPECTED: dict[str, tuple[int, str]] = {
         5,
         "rendered an invalid request body: Expected `object`, got `array`",
     ),
-    "stream-template-typo.yaml": (
+    # A literal key no contract has, in any branch, found without rendering.
+    "stream-template-typo.yaml": (8, "template writes the key `stop_reasn`, which no field"),
+    "response-template-typo.yaml": (8, "template writes the key `usgae`, which no field"),
+    "custom-wire-without-framing.yaml": (4, "wire needs `framing: sse` or `framing: ndjson`"),
+    # A key built in an expression, found by rendering the sample answers.
+    "stream-key-built-in-an-expression.yaml": (
         5,
-        "template stream-template-typo:stream rendered an invalid stream event: Object contains unknown field `stop_reasn`",
-    ),
-    "response-template-typo.yaml": (
-        5,
-        "template response-template-typo:response rendered an invalid answer: Object contains unknown field `usgae`",
+        "template stream-key-built-in-an-expression:stream rendered an invalid stream event: "
+        "Object contains unknown field `input_tokns` - at `$.usage`",
     ),
     "template-file-missing.yaml": (6, "template file"),
     "template-render-error.yaml": (5, "failed at line 1: division by zero"),
