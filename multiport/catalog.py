@@ -17,14 +17,16 @@ from typing import Any
 
 import msgspec
 
+from . import __version__
 from .errors import MultiportError
-from .provider import Provider
+from .provider import Provider, merge_headers
 from .scrub import Scrubber, clean
 from .upstream import Upstream
 
 __all__ = ["Catalog", "ModelInfo", "cache_dir"]
 
 log = logging.getLogger("multiport.catalog")
+_CATALOG_HEADERS = {"accept": "application/json", "user-agent": f"multiport/{__version__}"}
 
 
 class ModelInfo(msgspec.Struct, frozen=True, omit_defaults=True):
@@ -212,7 +214,7 @@ class Catalog:
         paths = self.provider.catalog
         if paths is None:
             return
-        headers = {**self.provider.upstream_headers, **paths.spec.headers}
+        headers = merge_headers(_CATALOG_HEADERS, self.provider.upstream_headers, paths.spec.headers)
         if self.etag:
             headers["If-None-Match"] = self.etag
         try:

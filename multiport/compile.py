@@ -140,7 +140,7 @@ def _compile(loaded: LoadedFile, strict_env: bool) -> Provider | None:
         )
     )
     missing = tuple(name for path in secret_paths for name in loaded.missing_env.get(path, []))
-    headers = dict(spec.headers)
+    headers: dict[str, str | None] = dict(spec.headers)
     if spec.auth.value and not missing:
         headers[spec.auth.header] = spec.auth.value
     if wire is not None and wire.request is not None:

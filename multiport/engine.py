@@ -40,7 +40,7 @@ from .errors import (
 from .mapping import Resolution, resolve
 from .normalize import Neutral
 from .passthrough import passthrough_stream
-from .provider import Provider
+from .provider import Provider, merge_headers
 from .relay import ending_in_error_event, translate_stream
 from .render import render_request
 from .scrub import Scrubber, client_key, excerpt
@@ -87,16 +87,16 @@ class Engine:
         self.scrubber = Scrubber(provider.secrets)
         self.options = provider.template_options
         self._spec_options = provider.spec.options
-        self._auth_header = provider.spec.auth.header
-        self._bearer = self._auth_header.lower() == "authorization"
+        self._auth_header = provider.spec.auth.header.lower()
+        self._bearer = self._auth_header == "authorization"
         self._forward = tuple(h.lower() for h in provider.spec.options.forward_headers)
         self._keep_thinking = provider.spec.options.reasoning == "thinking"
-        self._base_headers = {
+        defaults = {
             "content-type": "application/json",
             "accept": "application/json, text/event-stream",
             "user-agent": f"multiport/{__version__}",
-            **provider.upstream_headers,
         }
+        self._base_headers = merge_headers(defaults, provider.upstream_headers)
 
     def scrubber_for(self, client_headers: Mapping[str, str]) -> Scrubber:
         """The provider's secrets and the key this client sent."""

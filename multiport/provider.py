@@ -11,7 +11,19 @@ from .mapping import Rule
 from .spec import CatalogSpec, ProviderSpec
 from .wire import Wire
 
-__all__ = ["CatalogPaths", "Provider"]
+__all__ = ["CatalogPaths", "Provider", "merge_headers"]
+
+
+def merge_headers(*layers: Mapping[str, str | None]) -> dict[str, str]:
+    """Header layers merged case-insensitively, later ones winning; None removes a header.
+
+    Names come out in lower case, so no header is ever sent twice under two spellings.
+    """
+    merged: dict[str, str | None] = {}
+    for layer in layers:
+        for name, value in layer.items():
+            merged[name.lower()] = value
+    return {name: value for name, value in merged.items() if value is not None}
 
 
 @dataclass(frozen=True)
@@ -40,7 +52,7 @@ class Provider:
     strip_keys: frozenset[str]
     completion_tokens_models: re.Pattern[str] | None
     output_limits: tuple[tuple[re.Pattern[str], int], ...]
-    upstream_headers: Mapping[str, str]
+    upstream_headers: Mapping[str, str | None]  # the file's headers and auth; None removes
     missing_credentials: tuple[str, ...]
     secrets: tuple[str, ...]
     template_options: dict[str, Any]  # `options`, as templates see them

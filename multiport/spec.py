@@ -203,7 +203,11 @@ class ProviderSpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_o
     ] = None
     auth: Annotated[AuthSpec, Meta(description="Upstream authentication.")] = AuthSpec()
     headers: Annotated[
-        dict[str, str], Meta(description="Extra headers sent with every upstream request.")
+        dict[str, str | None],
+        Meta(
+            description="Headers sent with every upstream request; a name the gateway also "
+            "sends (`User-Agent`, `Accept` …) is replaced, whatever its case; `null` removes it."
+        ),
     ] = {}
     timeouts: Annotated[TimeoutsSpec, Meta(description="Upstream timeouts.")] = TimeoutsSpec()
     catalog: Annotated[CatalogSpec | None, Meta(description="The upstream's model list.")] = None

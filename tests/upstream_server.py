@@ -43,6 +43,8 @@ class Seen:
     path: str
     headers: dict[str, str]
     body: Any
+    raw_headers: list[tuple[str, str]] = field(default_factory=list)  # every line, as sent
+    query: str = ""
 
 
 def free_port() -> int:
@@ -131,7 +133,10 @@ class ScriptedUpstream:
             body = json.loads(raw) if raw else None
         except ValueError:
             body = raw
-        self.seen.append(Seen(request.method, request.path, dict(request.headers), body))
+        raw_headers = [(k.decode(), v.decode()) for k, v in request.raw_headers]
+        seen = Seen(request.method, request.path, dict(request.headers), body, raw_headers)
+        seen.query = request.query_string
+        self.seen.append(seen)
         refusal = self._refuse(request.path, body)
         if refusal is not None:
             return refusal
