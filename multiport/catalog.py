@@ -167,7 +167,7 @@ class Catalog:
 
     def _save_cache(self) -> None:
         paths = self.provider.catalog
-        assert paths is not None
+        assert paths is not None and paths.url is not None  # saved only after a fetch
         assert self.fetched_at is not None
         data = _CacheFile(paths.url, self.fetched_at, list(self.models.values()), self.etag)
         try:
@@ -212,9 +212,11 @@ class Catalog:
     async def refresh(self, upstream: Upstream) -> None:
         """Fetch once; on any failure keep what is there and record the error."""
         paths = self.provider.catalog
-        if paths is None:
-            return
-        headers = merge_headers(_CATALOG_HEADERS, self.provider.upstream_headers, paths.spec.headers)
+        if paths is None or paths.url is None:
+            return  # a fallback list only: nothing to fetch
+        headers = merge_headers(
+            _CATALOG_HEADERS, self.provider.upstream_headers, paths.spec.headers
+        )
         if self.etag:
             headers["If-None-Match"] = self.etag
         try:
@@ -246,7 +248,7 @@ class Catalog:
     async def run(self, upstream: Upstream) -> None:
         """Refresh now and then on the interval, until cancelled."""
         paths = self.provider.catalog
-        if paths is None or self.provider.missing_credentials:
+        if paths is None or paths.url is None or self.provider.missing_credentials:
             return
         while True:
             await self.refresh(upstream)

@@ -211,10 +211,10 @@ def _catalog(loaded: LoadedFile, spec: ProviderSpec) -> CatalogPaths | None:
     catalog = spec.catalog
     if catalog is None:
         return None
-    url = catalog.url or "/models"
-    if url.startswith("/"):
+    url = catalog.url
+    if url is not None and url.startswith("/"):
         url = spec.base_url.rstrip("/") + url
-    else:
+    elif url is not None:
         _check_url(loaded, ("catalog", "url"), url, "catalog.url")
     items = _jsonpath(loaded, ("catalog", "items"), catalog.items)
     id_path = _jsonpath(loaded, ("catalog", "id"), catalog.id)

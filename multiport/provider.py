@@ -31,7 +31,7 @@ class CatalogPaths:
     """Compiled catalog JSONPaths."""
 
     spec: CatalogSpec
-    url: str
+    url: str | None  # None: the fallback list only, never fetched
     items: Any
     id: Any
     fields: Mapping[str, Any]

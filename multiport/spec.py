@@ -93,7 +93,10 @@ class CatalogSpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_on
 
     url: Annotated[
         str | None,
-        Meta(description="Catalog URL; absolute, or a path relative to `base_url`."),
+        Meta(
+            description="Catalog URL; absolute, or a path relative to `base_url`. Without "
+            "one, the catalog is the `fallback` list and nothing is fetched."
+        ),
     ] = None
     headers: Annotated[
         dict[str, str],

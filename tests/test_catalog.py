@@ -367,3 +367,21 @@ def test_models_endpoint_shows_iso_catalog_dates(
     sonnet = next(m for m in listed if m["id"] == "claude-sonnet-4-5")
     assert sonnet["created_at"] == "2025-09-29T00:00:00Z"
     assert next(m for m in openai_shape if m["id"] == "claude-sonnet-4-5")["created"] == 1759104000
+
+
+async def test_a_catalog_with_only_a_fallback_list_fetches_nothing(
+    tmp_path: Path, respx_mock: respx.MockRouter
+) -> None:
+    # respx fails on any request this test did not mock: the catalog must not make one.
+    (tmp_path / "p.yaml").write_text(
+        "port: 9000\nbase_url: http://upstream.test/v1\ncatalog:\n  fallback: [only-model]\n"
+    )
+    provider = load_providers([str(tmp_path / "p.yaml")], {}).providers[0]
+    catalog = Catalog(provider, tmp_path)
+    upstream = Upstream(provider, httpx.AsyncHTTPTransport())
+    await catalog.run(upstream)
+    await catalog.refresh(upstream)
+    await upstream.aclose()
+    assert catalog.source == "fallback"
+    assert catalog.last_error is None
+    assert catalog.has("only-model")
