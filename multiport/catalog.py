@@ -167,7 +167,8 @@ class Catalog:
 
     def _save_cache(self) -> None:
         paths = self.provider.catalog
-        assert paths is not None and paths.url is not None  # saved only after a fetch
+        assert paths is not None
+        assert paths.url is not None  # saved only after a fetch
         assert self.fetched_at is not None
         data = _CacheFile(paths.url, self.fetched_at, list(self.models.values()), self.etag)
         try:

@@ -65,7 +65,7 @@ EXPECTED: dict[str, tuple[int, str]] = {
     "negative-timeout.yaml": (4, "Expected `float` > 0.0"),
     "target-wrong-type.yaml": (5, "Expected `str | array`, got `object`"),
     "missing-env-file.yaml": (1, "env_file"),
-    "headers-not-strings.yaml": (4, "Expected `str`, got `array`"),
+    "headers-not-strings.yaml": (4, "Expected `str | null`, got `array`"),
 }
 
 LINE = re.compile(
