@@ -21,7 +21,8 @@ from .mapping import Rule
 from .provider import CatalogPaths, Provider
 from .rehearse import rehearse
 from .spec import ProviderSpec
-from .wire import compile_wire
+from .urls import UrlTemplate, compile_url
+from .wire import Wire, compile_wire
 
 __all__ = ["LoadResult", "load_providers"]
 
@@ -145,15 +146,23 @@ def _compile(loaded: LoadedFile, strict_env: bool) -> Provider | None:
         headers[spec.auth.header] = spec.auth.value
     if wire is not None and wire.request is not None:
         rehearse(loaded, spec, wire)
-    if not base_ok or wire is None or any(p.severity == "error" for p in loaded.problems):
-        return None
     base = spec.base_url.rstrip("/")
+    urls = _urls(loaded, base, wire) if wire is not None else None
+    if (
+        not base_ok
+        or urls is None
+        or wire is None
+        or any(p.severity == "error" for p in loaded.problems)
+    ):
+        return None
     return Provider(
         name=loaded.name,
         file=str(loaded.path),
         spec=spec,
         base_url=base,
         messages_url=base + wire.path,
+        urls=urls[0],
+        stream_urls=urls[1],
         rules=tuple(rules),
         wire=wire,
         catalog=catalog,
@@ -165,6 +174,23 @@ def _compile(loaded: LoadedFile, strict_env: bool) -> Provider | None:
         secrets=secrets,
         template_options=msgspec.to_builtins(spec.options),
     )
+
+
+def _urls(loaded: LoadedFile, base: str, wire: Wire) -> tuple[UrlTemplate, UrlTemplate] | None:
+    plain = _url(loaded, base, "path", wire.path)
+    if wire.stream_path == wire.path:
+        return (plain, plain) if plain is not None else None
+    streaming = _url(loaded, base, "stream_path", wire.stream_path)
+    if plain is None or streaming is None:
+        return None
+    return plain, streaming
+
+
+def _url(loaded: LoadedFile, base: str, key: str, path: str) -> UrlTemplate | None:
+    url, problems = compile_url(base, path)
+    for problem in problems:
+        loaded.problem(("wire", key), f"{problem.message} (in {path!r})")
+    return url
 
 
 def _regex(loaded: LoadedFile, path: Path, pattern: str) -> re.Pattern[str] | None:

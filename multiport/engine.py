@@ -62,6 +62,7 @@ class _Call:
     payload: bytes
     headers: dict[str, str]
     model: str  # as the client asked
+    url: str
     neutral: Neutral
     context: dict[str, Any]  # what response and stream templates see
     input_estimate: int
@@ -187,8 +188,9 @@ class Engine:
         rendered = render_request(self.provider, request, target, info=info, stream=stream)
         context = {"request": rendered.data, "options": self.options, "model": target}
         estimate = estimate_tokens(request.system, request.messages, request.tools)
+        url = self.provider.url_for(target, stream)
         return _Call(
-            rendered.body, headers, request.model, rendered.neutral, context, estimate, scrub
+            rendered.body, headers, request.model, url, rendered.neutral, context, estimate, scrub
         )
 
     def _state(self, call: _Call) -> StreamState:
@@ -202,9 +204,7 @@ class Engine:
 
     async def _complete(self, call: _Call) -> RenderedAnswer:
         host = self.upstream.host
-        async with self.upstream.open(
-            self.provider.messages_url, call.headers, call.payload
-        ) as response:
+        async with self.upstream.open(call.url, call.headers, call.payload) as response:
             raw = await _read(response)
         try:
             document = _decode(raw)
@@ -231,7 +231,7 @@ class Engine:
         # Enter the upstream call now, so a failure is still a real HTTP status.
         stack = contextlib.AsyncExitStack()
         response = await stack.enter_async_context(
-            self.upstream.open(self.provider.messages_url, call.headers, call.payload)
+            self.upstream.open(call.url, call.headers, call.payload)
         )
         template = self.provider.wire.stream
         assert template is not None
@@ -263,7 +263,7 @@ class Engine:
         scrub: Scrubber,
     ) -> Answer:
         body = _with_model(body, request.model, target)
-        url = self.provider.messages_url
+        url = self.provider.url_for(target, bool(request.stream))
         if not request.stream:
             async with self.upstream.open(url, headers, body) as response:
                 return Answer(body=scrub.bytes(await _read(response)))

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import difflib
+import itertools
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path as FsPath
-from typing import Any
+from types import UnionType
+from typing import Annotated, Any, TypeGuard, Union, get_args, get_origin
 
 import msgspec
 import msgspec.inspect as mi
@@ -17,13 +19,28 @@ import yaml
 from ._yamlsource import Path, YamlSource, format_path, parse_path
 from .envsubst import interpolate, read_dotenv
 from .errors import Problem
-from .spec import ProviderSpec
+from .spec import MappingSpec, ProviderSpec
 
 __all__ = ["LoadedFile", "find_provider_files", "load_file"]
 
-_MSGSPEC_AT = re.compile(r" - at `(\$[^`]*)`$")
+# msgspec's " - at `$.a[0].b`", or " - at `key` in `$.headers`" for a wrong key.
+_MSGSPEC_AT = re.compile(r" - at (`key` in )?`(\$[^`]*)`$")
 _MISSING_FIELD = re.compile(r"Object missing required field `([^`]+)`")
 _PROVIDER_INFO = mi.type_info(ProviderSpec)
+
+# A wrong or missing value checked field by field is left out, so its default applies.
+_INVALID: Any = object()
+
+# Stand-ins for required values that are wrong or missing, so the checks that need a spec
+# still run on the rest of the file. A file that needs one has an error: it is never served.
+_PORTS = itertools.count(-1, -1)  # no real port, and never the same twice: no false clash
+_NEVER = "(?!)" + "()" * 99  # matches nothing, yet has every group a target may name (\1 to \99)
+_STAND_INS: dict[tuple[type[msgspec.Struct], str], Callable[[], Any]] = {
+    (ProviderSpec, "port"): lambda: next(_PORTS),
+    (ProviderSpec, "base_url"): lambda: "http://stand-in.invalid",
+    (MappingSpec, "match"): lambda: _NEVER,
+    (MappingSpec, "target"): lambda: "stand-in",
+}
 
 
 @dataclass
@@ -37,6 +54,8 @@ class LoadedFile:
     missing_env: dict[Path, list[str]] = field(default_factory=dict)
     used_env: dict[Path, list[str]] = field(default_factory=dict)
     problems: list[Problem] = field(default_factory=list)
+    # Paths whose value in `spec` stands in for a wrong or missing required one.
+    stand_ins: set[Path] = field(default_factory=set)
 
     @property
     def name(self) -> str:
@@ -73,43 +92,79 @@ def find_provider_files(paths: list[str]) -> tuple[list[FsPath], list[Problem]]:
 
 
 def load_file(path: FsPath, environ: Mapping[str, str] | None = None) -> LoadedFile:
-    """Read, interpolate and decode one provider file; problems are collected, not raised."""
+    """Read, interpolate and decode one provider file; problems are collected, not raised.
+
+    A file with schema errors still gets a spec when it can: what is wrong is left out (a
+    default applies) or stood in for, so the checks that need a spec (regexes, URLs,
+    templates) report their problems in the same run. Such a file is never served.
+    """
     loaded = LoadedFile(path)
     environ = os.environ if environ is None else environ
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        loaded.problem((), f"cannot read the file: {exc}")
-        return loaded
-    try:
-        loaded.source = YamlSource.parse(str(path), text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line, column = (mark.line + 1, mark.column + 1) if mark else (1, 1)
-        what = getattr(exc, "problem", None) or str(exc)
-        loaded.problems.append(
-            Problem(str(path), line, column, f"YAML syntax error: {what}; fix the syntax")
-        )
-        return loaded
-    data = loaded.source.data
-    if not isinstance(data, dict):
-        loaded.problem((), "a provider file must be a YAML mapping of keys such as port, base_url")
+    data = _parse(loaded)
+    if data is None:
         return loaded
     env = _environment(loaded, data, environ)
     interpolated = interpolate(data, env)
     loaded.env = env
     loaded.missing_env, loaded.used_env = interpolated.missing, interpolated.used
-    if _unknown_keys(loaded, interpolated.data, _PROVIDER_INFO, ()):
-        return loaded
-    try:
-        spec = msgspec.convert(interpolated.data, ProviderSpec, strict=False)
-    except msgspec.ValidationError as exc:
-        _report_validation(loaded, str(exc))
-        return loaded
-    if spec.name is None:
+    spec = _decode(loaded, interpolated.data)
+    if spec is not None and spec.name is None:
         spec = msgspec.structs.replace(spec, name=path.stem)
     loaded.spec = spec
     return loaded
+
+
+def _parse(loaded: LoadedFile) -> dict[Any, Any] | None:
+    """The file's YAML mapping, its positions in `loaded.source`; None after a problem."""
+    try:
+        text = loaded.path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        loaded.problem((), f"cannot read the file: {exc}")
+        return None
+    try:
+        loaded.source = YamlSource.parse(str(loaded.path), text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line, column = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+        what = getattr(exc, "problem", None) or str(exc)
+        loaded.problems.append(
+            Problem(str(loaded.path), line, column, f"YAML syntax error: {what}; fix the syntax")
+        )
+        return None
+    for duplicate in loaded.source.duplicates:
+        key = duplicate.path[-1]
+        loaded.problems.append(
+            Problem(
+                str(loaded.path),
+                duplicate.line,
+                duplicate.column,
+                f"duplicate key `{key}`: already given at line {duplicate.first_line}; "
+                "keep one (YAML would silently use the last)",
+                format_path(duplicate.path),
+            )
+        )
+    data = loaded.source.data
+    if not isinstance(data, dict):
+        loaded.problem((), "a provider file must be a YAML mapping of keys such as port, base_url")
+        return None
+    return data
+
+
+def _decode(loaded: LoadedFile, data: dict[Any, Any]) -> ProviderSpec | None:
+    """The spec, after reporting every unknown key and every wrong or missing value."""
+    known = _known_keys(loaded, data, _PROVIDER_INFO, ())
+    try:
+        return msgspec.convert(known, ProviderSpec, strict=False)
+    except msgspec.ValidationError as exc:
+        reported = len(loaded.problems)
+        repaired = _check_struct(loaded, known, ProviderSpec, ())
+        if len(loaded.problems) == reported:  # the field-by-field check missed it: say it
+            _report_validation(loaded, str(exc), ())
+            return None
+    try:
+        return msgspec.convert(repaired, ProviderSpec, strict=False)
+    except msgspec.ValidationError:
+        return None  # what is left still does not decode; the problems above say why
 
 
 def _environment(
@@ -132,54 +187,157 @@ def _environment(
     return {**from_file, **environ}
 
 
-def _unknown_keys(loaded: LoadedFile, data: Any, info: mi.Type, path: Path) -> bool:
-    """Report every unknown key in the document at once, with a suggestion."""
+def _known_keys(loaded: LoadedFile, data: Any, info: mi.Type, path: Path) -> Any:
+    """`data` without its unknown keys, each reported at once, with a suggestion."""
     while isinstance(info, mi.Metadata):
         info = info.type
     if isinstance(info, mi.UnionType):
         structs = [m for m in info.types if isinstance(m, mi.StructType)]
-        return (
-            bool(structs)
-            and isinstance(data, dict)
-            and _unknown_keys(loaded, data, structs[0], path)
-        )
+        if structs and isinstance(data, dict):
+            return _known_keys(loaded, data, structs[0], path)
+        return data
     if isinstance(info, mi.StructType) and isinstance(data, dict):
-        return _unknown_struct_keys(loaded, data, info, path)
-    found = False
+        return _known_struct_keys(loaded, data, info, path)
     if isinstance(info, mi.ListType) and isinstance(data, list):
-        for i, item in enumerate(data):
-            found |= _unknown_keys(loaded, item, info.item_type, (*path, i))
-    elif isinstance(info, mi.DictType) and isinstance(data, dict):
-        for key, value in data.items():
-            found |= _unknown_keys(loaded, value, info.value_type, (*path, str(key)))
-    return found
+        return [_known_keys(loaded, v, info.item_type, (*path, i)) for i, v in enumerate(data)]
+    if isinstance(info, mi.DictType) and isinstance(data, dict):
+        return {
+            k: _known_keys(loaded, v, info.value_type, (*path, str(k))) for k, v in data.items()
+        }
+    return data
 
 
-def _unknown_struct_keys(
+def _known_struct_keys(
     loaded: LoadedFile, data: dict[Any, Any], info: mi.StructType, path: Path
-) -> bool:
-    found = False
+) -> dict[Any, Any]:
+    known: dict[Any, Any] = {}
     fields = {f.encode_name: f for f in info.fields}
     for key, value in data.items():
         if key in fields:
-            found |= _unknown_keys(loaded, value, fields[key].type, (*path, key))
+            known[key] = _known_keys(loaded, value, fields[key].type, (*path, key))
             continue
         close = difflib.get_close_matches(str(key), list(fields), n=1)
         hint = f"did you mean `{close[0]}`?" if close else f"known keys: {', '.join(fields)}"
         loaded.problem((*path, str(key)), f"unknown key `{key}`: {hint}", key=True)
-        found = True
-    return found
+    return known
 
 
-def _report_validation(loaded: LoadedFile, message: str) -> None:
+def _check_struct(
+    loaded: LoadedFile, data: dict[Any, Any], cls: type[msgspec.Struct], path: Path
+) -> Any:
+    """Check `data` field by field against `cls`, reporting every wrong or missing value.
+
+    Returns the fields that are right, a wrong one left out (its default applies) or, when
+    required, replaced by a stand-in; `_INVALID` when a required field has no stand-in.
+    """
+    checked: dict[str, Any] = {}
+    for info in msgspec.structs.fields(cls):
+        key = info.encode_name
+        value = _INVALID
+        if key in data:
+            value = _check_value(loaded, data[key], info.type, (*path, key))
+        elif info.required:
+            _report_missing(loaded, path, key)
+        if value is _INVALID and info.required:
+            value = _stand_in(loaded, cls, key, (*path, key))
+        if value is _INVALID and info.required:
+            return _INVALID
+        if value is not _INVALID:
+            checked[key] = value
+    return checked
+
+
+def _check_value(loaded: LoadedFile, value: Any, tp: Any, path: Path) -> Any:
+    """`value` if it converts to `tp`, else `_INVALID` after reporting every error in it."""
+    inner, nullable = _unwrap(tp)
+    if value is None and nullable:
+        return value
+    if _is_struct(inner) and isinstance(value, dict):
+        return _check_struct(loaded, value, inner, path)
+    origin, args = get_origin(inner), get_args(inner)
+    if origin is list and isinstance(value, list):
+        return _check_list(loaded, value, args[0], path)
+    if origin is dict and isinstance(value, dict):
+        entries = [_convert(loaded, {k: v}, inner, (*path, str(k))) for k, v in value.items()]
+        return _INVALID if _INVALID in entries else value
+    return _convert(loaded, value, tp, path)
+
+
+def _convert(loaded: LoadedFile, value: Any, tp: Any, path: Path) -> Any:
+    """`value` if msgspec converts it to `tp`, else `_INVALID` after reporting why."""
+    try:
+        msgspec.convert(value, tp, strict=False)
+    except msgspec.ValidationError as exc:
+        _report_validation(loaded, str(exc), path)
+        return _INVALID
+    return value
+
+
+def _check_list(loaded: LoadedFile, items: list[Any], item_type: Any, path: Path) -> Any:
+    """Every item checked; a wrong struct item is stood in for, so later ones keep their
+    index (and their line in messages)."""
+    checked = []
+    for i, item in enumerate(items):
+        value = _check_value(loaded, item, item_type, (*path, i))
+        inner, _ = _unwrap(item_type)
+        if value is _INVALID and _is_struct(inner):
+            value = _stand_in_struct(loaded, inner, (*path, i))
+        if value is _INVALID:
+            return _INVALID
+        checked.append(value)
+    return checked
+
+
+def _stand_in_struct(loaded: LoadedFile, cls: type[msgspec.Struct], path: Path) -> Any:
+    """A struct of stand-ins for a list item that is wrong as a whole, or `_INVALID`."""
+    fields: dict[str, Any] = {}
+    for info in msgspec.structs.fields(cls):
+        if info.required:
+            fields[info.encode_name] = _stand_in(loaded, cls, info.encode_name, path)
+            if fields[info.encode_name] is _INVALID:
+                return _INVALID
+    return fields
+
+
+def _stand_in(loaded: LoadedFile, cls: type[msgspec.Struct], key: str, path: Path) -> Any:
+    make = _STAND_INS.get((cls, key))
+    if make is None:
+        return _INVALID
+    loaded.stand_ins.add(path)
+    return make()
+
+
+def _unwrap(tp: Any) -> tuple[Any, bool]:
+    """`Annotated[X | None, …]` → (X, True): the type to descend into, and whether null is allowed."""
+    while get_origin(tp) is Annotated:
+        tp = get_args(tp)[0]
+    if get_origin(tp) in (Union, UnionType):
+        members = [m for m in get_args(tp) if m is not type(None)]
+        nullable = len(members) < len(get_args(tp))
+        return (members[0] if len(members) == 1 else tp), nullable
+    return tp, False
+
+
+def _is_struct(tp: Any) -> TypeGuard[type[msgspec.Struct]]:
+    return isinstance(tp, type) and issubclass(tp, msgspec.Struct)
+
+
+def _report_missing(loaded: LoadedFile, path: Path, key: str) -> None:
+    help_text = _description((*path, key))
+    loaded.problem(path, f"missing required key `{key}`: {help_text}".rstrip(": "))
+
+
+def _report_validation(loaded: LoadedFile, message: str, prefix: Path) -> None:
+    """One msgspec error, its `$` path taken as relative to `prefix`."""
     match = _MSGSPEC_AT.search(message)
-    path = parse_path(match.group(1)) if match else ()
+    path = (*prefix, *parse_path(match.group(2))) if match else prefix
     text = message[: match.start()] if match else message
     missing = _MISSING_FIELD.match(text)
     if missing:
-        key = missing.group(1)
-        help_text = _description((*path, key))
-        loaded.problem(path, f"missing required key `{key}`: {help_text}".rstrip(": "))
+        _report_missing(loaded, path, missing.group(1))
+        return
+    if match and match.group(1):
+        loaded.problem(path, f"key `{path[-1]}`: {text}", key=True)
         return
     help_text = _description(path)
     hint = f"; {path[-1]}: {help_text}" if path and help_text else ""

@@ -9,6 +9,7 @@ from typing import Any
 
 from .mapping import Rule
 from .spec import CatalogSpec, ProviderSpec
+from .urls import UrlTemplate
 from .wire import Wire
 
 __all__ = ["CatalogPaths", "Provider", "merge_headers"]
@@ -45,7 +46,9 @@ class Provider:
     file: str
     spec: ProviderSpec
     base_url: str
-    messages_url: str
+    messages_url: str  # the non-streaming URL as written (rendered per request if a template)
+    urls: UrlTemplate  # non-streaming requests
+    stream_urls: UrlTemplate  # streaming requests
     rules: tuple[Rule, ...]
     wire: Wire
     catalog: CatalogPaths | None
@@ -56,6 +59,10 @@ class Provider:
     missing_credentials: tuple[str, ...]
     secrets: tuple[str, ...]
     template_options: dict[str, Any]  # `options`, as templates see them
+
+    def url_for(self, model: str, stream: bool) -> str:
+        """The URL of a message request for `model`."""
+        return (self.stream_urls if stream else self.urls).url(model, stream)
 
     def max_tokens_field(self, model: str) -> str:
         pattern = self.completion_tokens_models

@@ -151,7 +151,19 @@ class WireSpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=
         ),
     ] = None
     path: Annotated[
-        str | None, Meta(description="Path appended to `base_url` for message requests.")
+        str | None,
+        Meta(
+            description="Path appended to `base_url` for message requests; may hold "
+            "`{{ model }}` and `{{ stream }}`, each value percent-encoded, e.g. "
+            "`/v1beta/models/{{ model }}:generateContent`."
+        ),
+    ] = None
+    stream_path: Annotated[
+        str | None,
+        Meta(
+            description="Path for streaming requests when it differs from `path`, e.g. "
+            "`/v1beta/models/{{ model }}:streamGenerateContent?alt=sse`."
+        ),
     ] = None
     request: Annotated[
         Template | None,

@@ -18,6 +18,7 @@ TEMPLATE_VARIABLES: dict[str, frozenset[str]] = {
     "request": frozenset({"request", "options", "model"}),
     "response": frozenset({"response", "request", "options", "model"}),
     "stream": frozenset({"chunk", "request", "options", "model"}),
+    "url": frozenset({"model", "stream"}),
 }
 _BUILTIN_NAMES = frozenset({"loop", "caller", "varargs", "kwargs", "true", "false", "none"})
 # A key written as literal output text: `"name":`.

@@ -30,6 +30,7 @@ class Wire:
 
     dialect: str
     path: str
+    stream_path: str
     framing: str
     passthrough: bool
     request: CompiledTemplate | None
@@ -84,6 +85,7 @@ def compile_wire(loaded: LoadedFile, spec: ProviderSpec) -> Wire | None:
     return Wire(
         own.dialect or "custom",
         path,
+        own.stream_path or base.stream_path or path,
         framing or "sse",
         passthrough,
         templates["request"],

@@ -1,0 +1,66 @@
+"""Upstream URLs as templates: the model or the mode in the path, each value kept in its place.
+
+`wire.path` and `wire.stream_path` may use `{{ model }}` (the upstream model) and
+`{{ stream }}`. Every value a template inserts is percent-encoded whole (`/`, `?`, `#`
+and `@` included), so a model name can neither change the host nor leave its path
+segment; the file's own text is kept as written.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote
+
+import jinja2
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+from .template_checks import TemplateProblem, static_problems
+
+__all__ = ["UrlTemplate", "compile_url"]
+
+
+def _encode(value: Any) -> str:
+    text = "true" if value is True else "false" if value is False else str(value)
+    return quote(text, safe="")
+
+
+_ENV = ImmutableSandboxedEnvironment(
+    undefined=jinja2.StrictUndefined, autoescape=False, finalize=_encode, cache_size=0
+)
+_ENV.globals.clear()
+
+
+@dataclass(frozen=True)
+class UrlTemplate:
+    """A base URL and a path, fixed or rendered per request."""
+
+    base: str
+    fixed: str | None  # the whole URL when the path holds no template
+    template: jinja2.Template | None
+
+    def url(self, model: str, stream: bool) -> str:
+        if self.fixed is not None:
+            return self.fixed
+        assert self.template is not None
+        return self.base + self.template.render(model=model, stream=stream)
+
+
+def compile_url(base: str, path: str) -> tuple[UrlTemplate | None, list[TemplateProblem]]:
+    """Compile `path` (appended to `base`); problems carry their line in the path."""
+    if "{{" not in path and "{%" not in path:
+        return UrlTemplate(base, base + path, None), []
+    try:
+        tree = _ENV.parse(path)
+    except jinja2.TemplateSyntaxError as exc:
+        return None, [TemplateProblem(exc.lineno or 1, f"template syntax error: {exc.message}")]
+    problems = static_problems(tree, "url", frozenset())
+    if problems:
+        return None, problems
+    template = _ENV.from_string(path)
+    compiled = UrlTemplate(base, None, template)
+    try:
+        compiled.url("sample-model", True)
+    except jinja2.TemplateError as exc:
+        return None, [TemplateProblem(1, f"the path cannot be rendered: {exc}")]
+    return compiled, []

@@ -1,0 +1,59 @@
+"""Upstream URLs as templates: the model in the path, and never out of its segment."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from multiport.compile import load_providers
+from multiport.urls import compile_url
+
+GEMINI = "/v1beta/models/{{ model }}:generateContent"
+
+
+def test_the_model_is_encoded_into_its_segment() -> None:
+    url, problems = compile_url("https://api.example", GEMINI)
+    assert problems == []
+    assert url is not None
+    assert url.url("gemini-2.5-flash", False) == (
+        "https://api.example/v1beta/models/gemini-2.5-flash:generateContent"
+    )
+    hostile = url.url("x/../../admin?key=1#@evil.example", False)
+    assert hostile.startswith("https://api.example/v1beta/models/")
+    assert hostile.endswith(":generateContent")
+    assert "/../" not in hostile
+    assert "?" not in hostile
+    assert "#" not in hostile
+    assert "@" not in hostile
+
+
+def test_a_plain_path_is_one_fixed_url() -> None:
+    url, _ = compile_url("https://api.example/v1", "/chat/completions")
+    assert url is not None
+    assert url.fixed == "https://api.example/v1/chat/completions"
+
+
+def test_streaming_may_use_its_own_path(tmp_path: Path) -> None:
+    (tmp_path / "g.yaml").write_text(
+        "port: 9000\nbase_url: https://api.example\nwire:\n  dialect: openai-chat\n"
+        f"  path: {GEMINI}\n"
+        "  stream_path: /v1beta/models/{{ model }}:streamGenerateContent?alt=sse\n"
+    )
+    provider = load_providers([str(tmp_path / "g.yaml")], {}).providers[0]
+    assert provider.url_for("m", False) == "https://api.example/v1beta/models/m:generateContent"
+    assert provider.url_for("m", True) == (
+        "https://api.example/v1beta/models/m:streamGenerateContent?alt=sse"
+    )
+
+
+def test_a_path_template_sees_only_model_and_stream(tmp_path: Path) -> None:
+    (tmp_path / "g.yaml").write_text(
+        "port: 9000\nbase_url: https://api.example\nwire:\n  dialect: openai-chat\n"
+        "  path: /deployments/{{ deployment }}/chat\n"
+    )
+    result = load_providers([str(tmp_path / "g.yaml")], {})
+    assert not result.providers
+    [problem] = result.errors
+    assert problem.path == "$.wire.path"
+    assert problem.line == 5
+    assert "uses `deployment`, which it cannot see" in problem.message
+    assert "model, stream" in problem.message
