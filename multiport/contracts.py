@@ -87,6 +87,7 @@ class ToolResult(_Contract, frozen=True, kw_only=True):
     """The result of a call, always placed in the user turn right after the call."""
 
     tool_use_id: Annotated[str, _d("Id of the call it answers.")]
+    name: Annotated[str, _d("Name of the tool that was called (as the upstream knows it).")] = ""
     content: Annotated[str, _d("Text of the result; `Error: …` when `is_error`.")]
     is_error: Annotated[bool, _d("The tool failed.")] = False
     images: Annotated[

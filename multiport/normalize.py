@@ -223,10 +223,11 @@ class _Conversation:
         thinking: list[str] = []
         for j, block in enumerate(blocks):
             if isinstance(block, ToolUseBlock):
+                name = self.names.upstream(block.name)
                 calls.append(
                     ToolCall(
-                        id=self.ledger.call(block.id),
-                        name=self.names.upstream(block.name),
+                        id=self.ledger.call(block.id, name),
+                        name=name,
                         input=block.input,
                         arguments=_encode(block.input).decode(),
                     )
@@ -253,7 +254,8 @@ class _Conversation:
                 if answered is not None:
                     results.append(
                         ToolResult(
-                            tool_use_id=answered,
+                            tool_use_id=answered[0],
+                            name=answered[1],
                             content=text,
                             is_error=bool(block.is_error),
                             images=images,

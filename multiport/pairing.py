@@ -22,22 +22,21 @@ class CallLedger:
     def __init__(self) -> None:
         self._ids = ToolIds()
         self._by_raw: dict[str, list[str]] = {}  # raw id → safe ids, oldest first
-        self._waiting: dict[str, None] = {}  # safe ids, in call order
+        self._waiting: dict[str, str] = {}  # safe id → tool name, in call order
 
-    def call(self, raw_id: str) -> str:
+    def call(self, raw_id: str, name: str) -> str:
         """Record a call of the current assistant turn; the safe id to send upstream."""
         safe = self._ids.claim(raw_id)
         self._by_raw.setdefault(raw_id, []).append(safe)
-        self._waiting[safe] = None
+        self._waiting[safe] = name
         return safe
 
-    def answer(self, raw_id: str) -> str | None:
-        """The safe id of the waiting call `raw_id` answers, or None for an orphan."""
+    def answer(self, raw_id: str) -> tuple[str, str] | None:
+        """The safe id and tool name of the waiting call `raw_id` answers; None for an orphan."""
         # Calls that share a raw id are answered in the order they were made.
         for safe in self._by_raw.get(raw_id, ()):
             if safe in self._waiting:
-                del self._waiting[safe]
-                return safe
+                return safe, self._waiting.pop(safe)
         return None
 
     @property
@@ -47,7 +46,8 @@ class CallLedger:
     def unanswered(self) -> list[ToolResult]:
         """Error results for every call still waiting; the ledger is then empty."""
         results = [
-            ToolResult(tool_use_id=safe, content=NO_RESULT, is_error=True) for safe in self._waiting
+            ToolResult(tool_use_id=safe, name=name, content=NO_RESULT, is_error=True)
+            for safe, name in self._waiting.items()
         ]
         self._waiting.clear()
         self._by_raw.clear()
