@@ -33,10 +33,12 @@ _INVALID: Any = object()
 
 # Stand-ins for required values that are wrong or missing, so the checks that need a spec
 # still run on the rest of the file. A file that needs one has an error: it is never served.
-_PORTS = itertools.count(-1, -1)  # no real port, and never the same twice: no false clash
+# The port's stand-in decodes as 1, then becomes a port no file can have, never the same
+# twice, so that it clashes with no other file's port.
+_PORTS = itertools.count(-1, -1)
 _NEVER = "(?!)" + "()" * 99  # matches nothing, yet has every group a target may name (\1 to \99)
 _STAND_INS: dict[tuple[type[msgspec.Struct], str], Callable[[], Any]] = {
-    (ProviderSpec, "port"): lambda: next(_PORTS),
+    (ProviderSpec, "port"): lambda: 1,
     (ProviderSpec, "base_url"): lambda: "http://stand-in.invalid",
     (MappingSpec, "match"): lambda: _NEVER,
     (MappingSpec, "target"): lambda: "stand-in",
@@ -111,6 +113,7 @@ def load_file(path: FsPath, environ: Mapping[str, str] | None = None) -> LoadedF
     if spec is not None and spec.name is None:
         spec = msgspec.structs.replace(spec, name=path.stem)
     loaded.spec = spec
+    loaded.problems.sort(key=lambda p: (p.line, p.column))
     return loaded
 
 
@@ -131,23 +134,25 @@ def _parse(loaded: LoadedFile) -> dict[Any, Any] | None:
             Problem(str(loaded.path), line, column, f"YAML syntax error: {what}; fix the syntax")
         )
         return None
-    for duplicate in loaded.source.duplicates:
-        key = duplicate.path[-1]
-        loaded.problems.append(
-            Problem(
-                str(loaded.path),
-                duplicate.line,
-                duplicate.column,
-                f"duplicate key `{key}`: already given at line {duplicate.first_line}; "
-                "keep one (YAML would silently use the last)",
-                format_path(duplicate.path),
-            )
-        )
+    _report_duplicates(loaded, loaded.source)
     data = loaded.source.data
     if not isinstance(data, dict):
         loaded.problem((), "a provider file must be a YAML mapping of keys such as port, base_url")
         return None
     return data
+
+
+def _report_duplicates(loaded: LoadedFile, source: YamlSource) -> None:
+    """A key given twice is an error at the second, naming the first's line."""
+    for duplicate in source.duplicates:
+        message = (
+            f"duplicate key `{duplicate.path[-1]}`: already given at line "
+            f"{duplicate.first_line}; keep one (YAML would silently use the last)"
+        )
+        where = format_path(duplicate.path)
+        loaded.problems.append(
+            Problem(str(loaded.path), duplicate.line, duplicate.column, message, where)
+        )
 
 
 def _decode(loaded: LoadedFile, data: dict[Any, Any]) -> ProviderSpec | None:
@@ -162,9 +167,12 @@ def _decode(loaded: LoadedFile, data: dict[Any, Any]) -> ProviderSpec | None:
             _report_validation(loaded, str(exc), ())
             return None
     try:
-        return msgspec.convert(repaired, ProviderSpec, strict=False)
+        spec = msgspec.convert(repaired, ProviderSpec, strict=False)
     except msgspec.ValidationError:
         return None  # what is left still does not decode; the problems above say why
+    if ("port",) in loaded.stand_ins:
+        spec = msgspec.structs.replace(spec, port=next(_PORTS))
+    return spec
 
 
 def _environment(
@@ -276,16 +284,14 @@ def _convert(loaded: LoadedFile, value: Any, tp: Any, path: Path) -> Any:
 def _check_list(loaded: LoadedFile, items: list[Any], item_type: Any, path: Path) -> Any:
     """Every item checked; a wrong struct item is stood in for, so later ones keep their
     index (and their line in messages)."""
-    checked = []
-    for i, item in enumerate(items):
-        value = _check_value(loaded, item, item_type, (*path, i))
-        inner, _ = _unwrap(item_type)
-        if value is _INVALID and _is_struct(inner):
-            value = _stand_in_struct(loaded, inner, (*path, i))
-        if value is _INVALID:
-            return _INVALID
-        checked.append(value)
-    return checked
+    checked = [_check_value(loaded, item, item_type, (*path, i)) for i, item in enumerate(items)]
+    inner, _ = _unwrap(item_type)
+    if _is_struct(inner):
+        checked = [
+            _stand_in_struct(loaded, inner, (*path, i)) if value is _INVALID else value
+            for i, value in enumerate(checked)
+        ]
+    return _INVALID if _INVALID in checked else checked
 
 
 def _stand_in_struct(loaded: LoadedFile, cls: type[msgspec.Struct], path: Path) -> Any:
@@ -340,7 +346,8 @@ def _report_validation(loaded: LoadedFile, message: str, prefix: Path) -> None:
         loaded.problem(path, f"key `{path[-1]}`: {text}", key=True)
         return
     help_text = _description(path)
-    hint = f"; {path[-1]}: {help_text}" if path and help_text else ""
+    name = next((part for part in reversed(path) if isinstance(part, str)), None)
+    hint = f"; {name}: {help_text}" if name and help_text else ""
     loaded.problem(path, f"{text}{hint}")
 
 

@@ -118,3 +118,90 @@ def test_user_template_files_run_in_the_sandbox(tmp_path: Path) -> None:
     assert template is not None
     with pytest.raises(TemplateRenderError):
         template.render(request={}, options={}, model="m")
+
+
+def _errors(tmp_path: Path, text: str) -> list[tuple[int, int, str, str]]:
+    (tmp_path / "p.yaml").write_text(text)
+    result = load_providers([str(tmp_path)], {})
+    assert not result.providers
+    return sorted((p.line, p.column, p.path, p.message) for p in result.errors)
+
+
+def test_every_wrong_item_of_lists_and_maps_is_reported(tmp_path: Path) -> None:
+    errors = _errors(
+        tmp_path,
+        "port: 9000\nbase_url: http://x\n"
+        "headers:\n  A: [1]\n  B: {c: d}\n  1: one\n"
+        "catalog:\n  fallback: [a, [b], {c: d}]\n"
+        "mappings:\n"
+        "  - match: [x]\n    target: y\n"
+        "  - just a string\n"
+        "  - match: '('\n    target: '\\3'\n",
+    )
+    assert [(line, column, path) for line, column, path, _ in errors] == [
+        (4, 6, "$.headers.A"),
+        (5, 6, "$.headers.B"),
+        (6, 3, "$.headers.1"),
+        (8, 17, "$.catalog.fallback[1]"),
+        (8, 22, "$.catalog.fallback[2]"),
+        (10, 12, "$.mappings[0].match"),
+        (12, 5, "$.mappings[1]"),
+        (13, 12, "$.mappings[2].match"),
+    ]
+    messages = [message for *_, message in errors]
+    assert messages[2] == "key `1`: Expected `str`, got `int`"
+    assert messages[6].startswith("Expected `object`, got `str`")
+    assert messages[7].startswith("invalid regex '(': missing )")
+
+
+def test_a_wrong_regex_type_does_not_blame_the_target(tmp_path: Path) -> None:
+    errors = _errors(
+        tmp_path, "port: 9000\nbase_url: http://x\nmappings:\n  - match: [a]\n    target: '\\1'\n"
+    )
+    assert [(line, path) for line, _, path, _ in errors] == [(4, "$.mappings[0].match")]
+
+
+def test_merge_keys_are_not_duplicates(tmp_path: Path) -> None:
+    (tmp_path / "p.yaml").write_text(
+        "port: 9000\nbase_url: http://x\n"
+        "headers: &h\n  A: one\n  B: two\n"
+        "catalog:\n  headers:\n    <<: *h\n    A: three\n"
+    )
+    result = load_providers([str(tmp_path)], {})
+    assert not result.problems
+    assert result.providers[0].spec.catalog is not None
+    assert result.providers[0].spec.catalog.headers == {"A": "three", "B": "two"}
+
+
+def test_duplicate_keys_at_any_depth(tmp_path: Path) -> None:
+    errors = _errors(
+        tmp_path,
+        "port: 9000\nbase_url: http://x\n"
+        "mappings:\n  - {match: a, target: b, match: c}\n"
+        "options:\n  join_text: true\n  join_text: false\n",
+    )
+    assert [
+        (line, column, path, message.split(";")[0]) for line, column, path, message in errors
+    ] == [
+        (4, 27, "$.mappings[0].match", "duplicate key `match`: already given at line 4"),
+        (7, 3, "$.options.join_text", "duplicate key `join_text`: already given at line 6"),
+    ]
+
+
+def test_stand_in_ports_clash_with_no_file(tmp_path: Path) -> None:
+    """A wrong or missing port is stood in for by one no other file can have."""
+    (tmp_path / "a.yaml").write_text("port: eighty\nbase_url: http://x\n")
+    (tmp_path / "b.yaml").write_text("base_url: http://x\nhost: [1]\n")
+    (tmp_path / "c.yaml").write_text("port: 1\nbase_url: http://x\n")
+    result = load_providers([str(tmp_path)], {})
+    assert [p.name for p in result.providers] == ["c"]
+    assert [(Path(p.file).name, p.line) for p in result.errors] == [
+        ("a.yaml", 1),
+        ("b.yaml", 1),
+        ("b.yaml", 2),
+    ]
+    a, b, _ = result.files
+    assert a.spec is not None
+    assert b.spec is not None
+    assert a.stand_ins == b.stand_ins == {("port",)}
+    assert a.spec.port != b.spec.port

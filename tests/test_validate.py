@@ -66,6 +66,9 @@ EXPECTED: dict[str, tuple[int, str]] = {
     "target-wrong-type.yaml": (5, "Expected `str | array`, got `object`"),
     "missing-env-file.yaml": (1, "env_file"),
     "headers-not-strings.yaml": (4, "Expected `str | null`, got `array`"),
+    "duplicate-key.yaml": (3, "duplicate key `port`: already given at line 1"),
+    "missing-key-among-others.yaml": (1, "missing required key `base_url`"),
+    "many-problems.yaml": (18, "invalid regex '^claude-(': missing )"),
 }
 
 LINE = re.compile(
@@ -141,6 +144,65 @@ def test_all_problems_reported_in_one_run(capsys: pytest.CaptureFixture[str]) ->
     reported = {Path(m["file"]).name for m in map(LINE.match, out.splitlines()) if m}
     assert {"bad-regex.yaml", "unknown-key.yaml", "port-zero.yaml"} <= reported
     assert len(reported) >= 30
+
+
+def _errors(out: str, name: str) -> list[tuple[int, int, str]]:
+    found = [m for m in map(LINE.match, out.splitlines()) if m and m["sev"] == "error"]
+    return [(int(m["line"]), int(m["col"]), m["msg"]) for m in found if m["file"].endswith(name)]
+
+
+def test_every_problem_of_a_file_in_one_run(
+    clean_env: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Seven wrong types, an unknown key, a bad regex and a duplicate key: ten errors."""
+    status = main(["validate", str(INVALID / "many-problems.yaml")])
+    out = capsys.readouterr().out
+    assert status == 1
+    expected = [
+        (1, 7, "Expected `int`, got `str`; port: "),
+        (5, 16, "Expected `bool`, got `str`; passthrough: "),
+        (7, 9, "Expected `float` > 0.0; read: "),
+        (9, 12, "Expected `float`, got `str`; refresh: "),
+        (10, 3, "unknown key `fallbak`: did you mean `fallback`?"),
+        (12, 14, "Invalid enum value 'loud'; reasoning: "),
+        (13, 18, "Expected `int` >= 8; tool_name_max: "),
+        (14, 14, "Expected `bool`, got `str`; send_user: "),
+        (18, 12, "invalid regex '^claude-(': missing ), unterminated subpattern"),
+        (20, 1, "duplicate key `host`: already given at line 3; keep one"),
+    ]
+    errors = sorted(_errors(out, "many-problems.yaml"))  # the regex is checked after decoding
+    assert [(line, col) for line, col, _ in errors] == [(line, col) for line, col, _ in expected]
+    for (_, _, message), (_, _, fragment) in zip(errors, expected, strict=True):
+        assert message.startswith(fragment), (message, fragment)
+    assert "0 valid provider(s), 10 error(s)" in out
+
+
+def test_missing_key_is_reported_next_to_wrong_types(
+    clean_env: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["validate", str(INVALID / "missing-key-among-others.yaml")]) == 1
+    errors = _errors(capsys.readouterr().out, "missing-key-among-others.yaml")
+    assert [(line, message.split(":")[0]) for line, _, message in errors] == [
+        (1, "missing required key `base_url`"),
+        (2, "Expected `str`, got `array`; host"),
+        (4, "Expected `bool`, got `str`; join_text"),
+    ]
+
+
+def test_duplicate_key_names_the_first_line(
+    clean_env: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["validate", str(INVALID / "duplicate-key.yaml")]) == 1
+    out = capsys.readouterr().out
+    assert _errors(out, "duplicate-key.yaml") == [
+        (
+            3,
+            1,
+            "duplicate key `port`: already given at line 1; keep one "
+            "(YAML would silently use the last) (at $.port)",
+        )
+    ]
+    assert "0 valid provider(s)" in out
 
 
 def test_several_unknown_keys_in_one_file(tmp_path: Path) -> None:
