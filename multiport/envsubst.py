@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import io
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path as FsPath
 from typing import Any
+
+from dotenv import dotenv_values
+from dotenv.parser import parse_stream
 
 from ._yamlsource import Path
 
@@ -14,7 +18,6 @@ __all__ = ["Interpolation", "interpolate", "read_dotenv"]
 
 # ${NAME}, ${NAME:-default} (unset or empty), ${NAME-default} (unset); $${ is a literal ${.
 _REF = re.compile(r"\$\$\{|\$\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?-)([^}]*))?\}")
-_DOTENV_LINE = re.compile(r"^\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(.*?)\s*$")
 
 
 @dataclass
@@ -66,18 +69,16 @@ def _substitute(text: str, env: Mapping[str, str], path: Path, result: Interpola
 
 
 def read_dotenv(path: FsPath) -> dict[str, str]:
-    """Read KEY=value lines; `#` comments, blank lines, `export` and quotes allowed."""
-    values: dict[str, str] = {}
-    for line in path.read_text(encoding="utf-8").splitlines():
-        if not line.strip() or line.lstrip().startswith("#"):
-            continue
-        match = _DOTENV_LINE.match(line)
-        if match is None:
-            raise ValueError(f"not a KEY=value line: {line.split('=')[0][:40]!r}")
-        key, value = match.groups()
-        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
-            value = value[1:-1]
-        else:
-            value = value.split(" #", 1)[0].rstrip()
-        values[key] = value
-    return values
+    """Read a dotenv file as python-dotenv does: `#` comments, `export`, single quotes
+    (literal), double quotes (with escapes such as `\\n`), values over several lines.
+
+    `${VAR}` inside the file is kept as written: the file supplies variables, the provider
+    file refers to them. A line python-dotenv cannot parse is a `ValueError` giving its
+    number; a name without `=` sets nothing.
+    """
+    text = path.read_text(encoding="utf-8")
+    for binding in parse_stream(io.StringIO(text)):
+        if binding.error:  # the line is not shown: it may hold a secret
+            raise ValueError(f"line {binding.original.line} is not a KEY=value line")
+    values = dotenv_values(stream=io.StringIO(text), interpolate=False)
+    return {key: value for key, value in values.items() if value is not None}

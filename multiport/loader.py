@@ -190,7 +190,7 @@ def _environment(
         )
         return dict(environ)
     except ValueError as exc:
-        loaded.problem(("env_file",), f"env_file {target}: {exc}")
+        loaded.problem(("env_file",), f"env_file {target}: {exc}; fix or remove that line")
         return dict(environ)
     return {**from_file, **environ}
 

@@ -48,6 +48,43 @@ def test_dotenv(tmp_path: Path) -> None:
     assert read_dotenv(file) == {"A": "1", "B": "two words", "C": "q", "D": "plain"}
 
 
+def test_dotenv_is_read_as_python_dotenv_reads_it(tmp_path: Path) -> None:
+    file = tmp_path / "x.env"
+    file.write_text(
+        "export A=1\n"
+        'QUOTED="x" # a comment after a quoted value\n'
+        'ESCAPES="line\\none\\ttab \\"quoted\\""\n'
+        "SINGLE='no \\n escape'\n"
+        'HASH="a # b"\n'
+        'LINES="first\nsecond"\n'
+        "KEPT=${A}\n"
+        "  SPACED = value  \n"
+        "BARE\n"
+    )
+    assert read_dotenv(file) == {
+        "A": "1",
+        "QUOTED": "x",
+        "ESCAPES": 'line\none\ttab "quoted"',
+        "SINGLE": "no \\n escape",
+        "HASH": "a # b",
+        "LINES": "first\nsecond",
+        "KEPT": "${A}",
+        "SPACED": "value",
+    }
+
+
+def test_unparsable_env_file_line_is_an_error_without_its_text(tmp_path: Path) -> None:
+    (tmp_path / "creds.env").write_text("GOOD=1\nnot a line sk-secret-value\n")
+    (tmp_path / "p.yaml").write_text("port: 9000\nenv_file: creds.env\nbase_url: http://x\n")
+    loaded = load_file(tmp_path / "p.yaml", {})
+    [problem] = loaded.problems
+    assert (problem.line, problem.path) == (2, "$.env_file")
+    assert problem.message.endswith(
+        "creds.env: line 2 is not a KEY=value line; fix or remove that line"
+    )
+    assert "sk-secret" not in problem.message
+
+
 def test_env_file_supplies_credentials_and_environment_wins(tmp_path: Path) -> None:
     (tmp_path / "creds.env").write_text("MY_KEY=from-file\nMY_URL=http://file.example\n")
     (tmp_path / "p.yaml").write_text(
