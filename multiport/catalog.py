@@ -194,6 +194,9 @@ class Catalog:
             model_id = _scalar(paths.id, item)
             if not isinstance(model_id, str | int) or model_id == "":
                 continue
+            prefix = paths.spec.id_prefix
+            if prefix and isinstance(model_id, str):
+                model_id = model_id.removeprefix(prefix)
             fields = {name: _scalar(path, item) for name, path in paths.fields.items()}
             capabilities = _strings(fields.get("capabilities"))
             if not all(c in capabilities for c in paths.spec.require_capabilities):

@@ -106,6 +106,13 @@ class CatalogSpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_on
         str, Meta(description="JSONPath selecting one node per model in the answer.")
     ] = "$.data[*]"
     id: Annotated[str, Meta(description="JSONPath of the model id, relative to an item.")] = "id"
+    id_prefix: Annotated[
+        str | None,
+        Meta(
+            description="Removed from the start of each id the catalog gives, e.g. "
+            "`models/` for Gemini's `models/gemini-2.5-flash`."
+        ),
+    ] = None
     fields: Annotated[
         CatalogFields, Meta(description="JSONPaths of metadata, relative to an item.")
     ] = CatalogFields()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -26,7 +27,8 @@ def provider_copy(name: str, directory: Path, port: int | None = None) -> tuple[
     its `port:` line (to `port`, or to a free ephemeral port); returns (copied file, port).
 
     Tests serve the copy, so they exercise the file users run without needing its shipped
-    port to be free (a running `multiport serve providers.d` holds 8091-8099).
+    port to be free (a running `multiport serve providers.d` holds the shipped ports).
+    A folder of templates next to the file (providers.d/<name>/) is copied with it.
     """
     if port is None:
         port = free_ports(1)[0]
@@ -39,6 +41,9 @@ def provider_copy(name: str, directory: Path, port: int | None = None) -> tuple[
     target = directory / "providers.d" / source.name
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(copied, encoding="utf-8")
+    templates = PROVIDERS_DIR / name  # template files the YAML names, if it has any
+    if templates.is_dir():
+        shutil.copytree(templates, target.parent / name, dirs_exist_ok=True)
     return target, port
 
 

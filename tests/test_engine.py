@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import httpx
@@ -25,10 +26,13 @@ def test_every_listed_fallback_id_is_routable(
 ) -> None:
     monkeypatch.setenv("MULTIPORT_CACHE_DIR", str(tmp_path / "cache"))
     catalog = "catalog:\n  url: /models\n  fallback: [listed-model]\n"
-    respx_mock.get(f"{UPSTREAM}/models").respond(503)
+    catalog_route = respx_mock.get(f"{UPSTREAM}/models").respond(503)
     answer_ok(respx_mock)
     app = create_app(provider(tmp_path, catalog), transport=httpx.AsyncHTTPTransport())
     with TestClient(app) as client:
+        deadline = time.monotonic() + 5  # the catalog is fetched in the background
+        while not catalog_route.called and time.monotonic() < deadline:
+            time.sleep(0.01)
         listed = [m["id"] for m in client.get("/v1/models").json()["data"]]
         assert "listed-model" in listed
         for model in listed:
