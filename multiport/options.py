@@ -120,6 +120,13 @@ class OptionsSpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_on
             "DeepSeek and Kimi thinking-mode tool loops need it)."
         ),
     ] = "drop"
+    count_tokens: Annotated[
+        Literal["estimate", "upstream"],
+        Meta(
+            description="`/v1/messages/count_tokens`: a local `estimate`, or the `upstream`'s "
+            "own count (Anthropic-dialect upstreams that serve that endpoint)."
+        ),
+    ] = "estimate"
     tool_stream: Annotated[
         ToolStreamSpec, Meta(description="How the upstream streams tool calls.")
     ] = ToolStreamSpec()

@@ -87,11 +87,12 @@ def anthropic_app(
     *,
     auth: str = "  header: x-api-key\n  value: key-0123456789\n",
     mappings: str = "  - match: ^claude-.*\n    target: \\g<0>\n",
+    options: str = "",
 ) -> Litestar:
     """An app for a provider on the `anthropic` dialect, its upstream mocked by respx."""
     (tmp_path / "a.yaml").write_text(
         f"port: 9401\nbase_url: {ANTHROPIC}\nwire:\n  dialect: anthropic\n"
-        f"auth:\n{auth}mappings:\n{mappings}"
+        f"auth:\n{auth}mappings:\n{mappings}{options}"
     )
     result = load_providers([str(tmp_path / "a.yaml")], {})
     assert not result.errors, result.problems

@@ -55,9 +55,21 @@ def test_count_tokens_is_the_anthropic_upstreams_own(
     )
     body = {"model": "claude-haiku-5-5", "messages": [{"role": "user", "content": "hi"}]}
     mappings = "  - match: haiku\n    target: claude-haiku-real\n"
-    with TestClient(anthropic_app(tmp_path, mappings=mappings)) as client:
+    options = "options:\n  count_tokens: upstream\n"
+    with TestClient(anthropic_app(tmp_path, mappings=mappings, options=options)) as client:
         response = client.post("/v1/messages/count_tokens", json=body)
     assert response.json() == {"input_tokens": 4242}
     sent = json.loads(route.calls.last.request.content)
     assert sent == {**body, "model": "claude-haiku-real"}
     assert route.calls.last.request.headers["x-api-key"] == "key-0123456789"
+
+
+def test_count_tokens_is_estimated_locally_unless_the_upstream_counts(tmp_path: Path) -> None:
+    # No route is mocked: an upstream call would fail the test.
+    body = {
+        "model": "claude-x",
+        "messages": [{"role": "user", "content": [{"type": "brand_new_block", "text": "x" * 400}]}],
+    }
+    with TestClient(anthropic_app(tmp_path)) as client:
+        counted = client.post("/v1/messages/count_tokens", json=body).json()["input_tokens"]
+    assert counted > 50  # a rough count of a body the strict reader does not know
