@@ -12,6 +12,8 @@ import sys
 from typing import Any
 
 from .compile import LoadResult, load_providers
+from .errors import Problem
+from .loader import LoadedFile
 from .provider import Provider
 
 __all__ = ["register"]
@@ -19,13 +21,18 @@ __all__ = ["register"]
 _RAW = argparse.RawDescriptionHelpFormatter
 
 
-def _load(paths: list[str], only: list[str] | None = None) -> LoadResult | None:
-    result = load_providers(paths)
-    # Errors anywhere stop the start; warnings matter only for the providers served.
-    shown = {str(f.path) for f in result.files if not only or f.name in only}
-    for problem in result.problems:
+def _show(problems: list[Problem], files: list[LoadedFile], only: list[str] | None) -> None:
+    """Every error; warnings only for the providers that would be served."""
+    shown = {str(f.path) for f in files if not only or f.name in only}
+    for problem in problems:
         if problem.severity == "error" or problem.file in shown:
             print(problem, file=sys.stderr)
+
+
+def _load(paths: list[str], only: list[str] | None = None) -> LoadResult | None:
+    """All or nothing: None, after printing them, when there is any error anywhere."""
+    result = load_providers(paths)
+    _show(result.problems, result.files, only)
     if result.errors:
         print(
             f"multiport: {len(result.errors)} error(s); run `multiport validate` for details",
@@ -33,6 +40,36 @@ def _load(paths: list[str], only: list[str] | None = None) -> LoadResult | None:
         )
         return None
     return result
+
+
+def _load_servable(paths: list[str], only: list[str] | None) -> tuple[LoadResult, list[LoadedFile]]:
+    """The providers of the files without errors, and the files left out (named on stderr).
+
+    A file may fail only for clashing with a broken one (the same port or name): the files
+    broken on their own are taken out, and the others loaded again without them.
+    """
+    result = load_providers(paths)
+    if not result.errors:
+        _show(result.problems, result.files, only)
+        return result, []
+    alone = [load_providers([str(f.path)]) for f in result.files if _has_errors(f)]
+    broken = [a.files[0] for a in alone if a.errors]
+    out = {b.path for b in broken}
+    rest = load_providers([str(f.path) for f in result.files if f.path not in out])
+    files = {str(f.path) for f in result.files}
+    loose = [p for p in result.problems if p.file not in files]  # e.g. a folder without files
+    problems = [*loose, *(p for b in broken for p in b.problems), *rest.problems]
+    _show(problems, [*broken, *rest.files], only)
+    served = {p.file for p in rest.providers}
+    left_out = [*broken, *(f for f in rest.files if str(f.path) not in served)]
+    for loaded in left_out:
+        count = sum(p.severity == "error" for p in loaded.problems)
+        print(f"multiport: not serving {loaded.path}: {count} error(s), above", file=sys.stderr)
+    return rest, left_out
+
+
+def _has_errors(loaded: LoadedFile) -> bool:
+    return any(p.severity == "error" for p in loaded.problems)
 
 
 def _one(directory: str, name: str) -> Provider | None:
@@ -54,22 +91,9 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         datefmt="%H:%M:%S",
     )
     logging.getLogger("multiport").setLevel(logging.INFO)
-    result = _load([args.dir], args.only)
-    if result is None:
-        return 1
-    providers = result.providers
-    if args.only:
-        unknown = sorted(set(args.only) - {p.name for p in providers})
-        if unknown:
-            print(
-                f"multiport: --only names unknown provider(s): {', '.join(unknown)}",
-                file=sys.stderr,
-            )
-            return 2
-        providers = [p for p in providers if p.name in args.only]
-    if not providers:
-        print("multiport: no provider to serve", file=sys.stderr)
-        return 1
+    providers = _to_serve(args)
+    if isinstance(providers, int):
+        return providers
     from .server import PortFailed, PortInUse, serve
 
     main = serve(providers, log_level="info" if args.verbose else "warning")
@@ -87,6 +111,32 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     except PortFailed:
         return 1  # serve logged which port died and why
     return 0
+
+
+def _to_serve(args: argparse.Namespace) -> list[Provider] | int:
+    """The providers to serve, or the exit status when there is none."""
+    left_out: list[LoadedFile] = []
+    if args.strict:
+        result = _load([args.dir], args.only)
+        if result is None:
+            return 1
+    else:
+        result, left_out = _load_servable([args.dir], args.only)
+    providers = result.providers
+    if args.only:
+        known = {p.name for p in providers} | {f.name for f in left_out}
+        unknown = sorted(set(args.only) - known)
+        if unknown:
+            print(
+                f"multiport: --only names unknown provider(s): {', '.join(unknown)}",
+                file=sys.stderr,
+            )
+            return 2
+        providers = [p for p in providers if p.name in args.only]
+    if not providers:
+        print("multiport: no provider to serve", file=sys.stderr)
+        return 1
+    return providers
 
 
 def _table(rows: list[list[str]]) -> str:
@@ -193,8 +243,12 @@ def register(commands: Any) -> None:
         "serve",
         help="serve every provider on its port, in one process",
         description="Serve the Anthropic Messages API for every provider file in DIR, each on "
-        "the port its file declares, in one process. Ctrl-C stops all.",
+        "the port its file declares, in one process. A file with errors is left out and "
+        "named on stderr (FILE:LINE:COL: error: ...); the others are served. The exit "
+        "status is 1 when no provider can be served; with --strict, any error in any file "
+        "refuses the start. Ctrl-C stops all.",
         epilog="examples:\n  multiport serve\n  multiport serve providers.d --only openai github-models\n"
+        "  multiport serve --strict   # all or nothing\n"
         "  OPENAI_BASE_URL=http://127.0.0.1:9000/v1 OPENAI_API_KEY=x multiport serve --only openai",
         formatter_class=_RAW,
     )
@@ -206,6 +260,12 @@ def register(commands: Any) -> None:
         help="folder of provider files (default: providers.d)",
     )
     serve.add_argument("--only", nargs="+", metavar="NAME", help="serve only these providers")
+    serve.add_argument(
+        "--strict",
+        action="store_true",
+        help="start nothing when any provider file has an error (by default the files "
+        "with errors are left out and the others served)",
+    )
     serve.add_argument(
         "-v", "--verbose", action="store_true", help="log every request and catalog refresh"
     )

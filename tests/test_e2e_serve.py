@@ -18,7 +18,7 @@ import pytest
 from .conftest import PROVIDERS_DIR
 from .gateway import Gateway, provider_copy, providers_copy
 from .stream_checker import check_stream, parse_sse
-from .upstream_server import Reply, ScriptedUpstream
+from .upstream_server import Reply, ScriptedUpstream, free_ports
 
 
 def test_every_shipped_provider_comes_up_without_network(tmp_path: Path) -> None:
@@ -196,3 +196,75 @@ def test_taken_port_is_one_clear_error(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert f"p: cannot listen on 127.0.0.1:{port}" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def _mixed_providers(directory: Path) -> tuple[Path, list[int], Path]:
+    """Two good provider files and one broken one (a wrong-typed value on line 4) that
+    claims the port of one and the name of the other, and sorts first; returns (the
+    folder, the good ports, the broken file)."""
+    folder = directory / "providers.d"
+    folder.mkdir()
+    ports = free_ports(2)
+    upstream = "base_url: http://127.0.0.1:9/v1\n"
+    (folder / "alpha.yaml").write_text(f"port: {ports[0]}\n{upstream}")
+    (folder / "beta.yaml").write_text(f"port: {ports[1]}\n{upstream}")
+    broken = folder / "a-broken.yaml"
+    broken.write_text(f"port: {ports[0]}\n{upstream}name: beta\ntimeouts:\n  read: soon\n")
+    return folder, ports, broken
+
+
+def test_a_broken_file_is_named_and_the_others_are_served(tmp_path: Path) -> None:
+    folder, ports, broken = _mixed_providers(tmp_path)
+    gateway = Gateway([str(folder)], {"MULTIPORT_CACHE_DIR": str(tmp_path)}, ports, tmp_path)
+    try:
+        for name, port in zip(("alpha", "beta"), ports, strict=True):
+            health = httpx.get(f"http://127.0.0.1:{port}/health", timeout=2).json()
+            assert (health["provider"], health["status"]) == (name, "ok")
+    finally:
+        log = gateway.stop()
+    assert f"{broken}:5:9: error: Expected `float`, got `str`" in log
+    assert f"multiport: not serving {broken}: 1 error(s)" in log
+    assert "already used" not in log  # its clashes are not the good files' fault
+    assert "Traceback" not in log
+    assert gateway.process.returncode == 0
+
+
+def _serve(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "multiport", "serve", *args],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+
+
+def test_strict_serves_nothing_when_one_file_is_broken(tmp_path: Path) -> None:
+    folder, _, broken = _mixed_providers(tmp_path)
+    result = _serve(str(folder), "--strict")
+    assert result.returncode == 1
+    assert f"{broken}:5:9: error:" in result.stderr
+    assert "error(s); run `multiport validate` for details" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_nothing_servable_exits_1(tmp_path: Path) -> None:
+    folder, _, broken = _mixed_providers(tmp_path)
+    for good in ("alpha.yaml", "beta.yaml"):
+        (folder / good).unlink()
+    result = _serve(str(folder))
+    assert result.returncode == 1
+    assert f"{broken}:5:9: error:" in result.stderr
+    assert "multiport: no provider to serve" in result.stderr
+
+
+def test_serve_help_says_what_happens_to_a_broken_file(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from multiport.cli import main
+
+    with pytest.raises(SystemExit):
+        main(["serve", "--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    assert "A file with errors is left out and named on stderr" in out
+    assert "--strict start nothing when any provider file has an error" in out
