@@ -168,8 +168,9 @@ def _decode(loaded: LoadedFile, data: dict[Any, Any]) -> ProviderSpec | None:
             return None
     try:
         spec = msgspec.convert(repaired, ProviderSpec, strict=False)
-    except msgspec.ValidationError:
-        return None  # what is left still does not decode; the problems above say why
+    except msgspec.ValidationError as exc:  # a rule on a whole list or mapping, say
+        _report_validation(loaded, str(exc), ())
+        return None
     if ("port",) in loaded.stand_ins:
         spec = msgspec.structs.replace(spec, port=next(_PORTS))
     return spec
@@ -267,7 +268,7 @@ def _check_value(loaded: LoadedFile, value: Any, tp: Any, path: Path) -> Any:
         return _check_list(loaded, value, args[0], path)
     if origin is dict and isinstance(value, dict):
         entries = [_convert(loaded, {k: v}, inner, (*path, str(k))) for k, v in value.items()]
-        return _INVALID if _INVALID in entries else value
+        return _INVALID if any(e is _INVALID for e in entries) else value
     return _convert(loaded, value, tp, path)
 
 
@@ -291,7 +292,7 @@ def _check_list(loaded: LoadedFile, items: list[Any], item_type: Any, path: Path
             _stand_in_struct(loaded, inner, (*path, i)) if value is _INVALID else value
             for i, value in enumerate(checked)
         ]
-    return _INVALID if _INVALID in checked else checked
+    return _INVALID if any(v is _INVALID for v in checked) else checked
 
 
 def _stand_in_struct(loaded: LoadedFile, cls: type[msgspec.Struct], path: Path) -> Any:
@@ -299,8 +300,9 @@ def _stand_in_struct(loaded: LoadedFile, cls: type[msgspec.Struct], path: Path) 
     fields: dict[str, Any] = {}
     for info in msgspec.structs.fields(cls):
         if info.required:
-            fields[info.encode_name] = _stand_in(loaded, cls, info.encode_name, path)
-            if fields[info.encode_name] is _INVALID:
+            key = info.encode_name
+            fields[key] = _stand_in(loaded, cls, key, (*path, key))
+            if fields[key] is _INVALID:
                 return _INVALID
     return fields
 
