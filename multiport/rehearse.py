@@ -64,12 +64,17 @@ def rehearse(loaded: LoadedFile, spec: ProviderSpec, wire: Wire) -> None:
     if context is None:
         return
     answers, chunks = _upstream_samples()
-    for kind, template, samples in (
-        ("response", wire.response, answers),
-        ("stream", wire.stream, chunks),
+    own = spec.wire.samples
+    for kind, template, shipped, declared in (
+        ("response", wire.response, answers, own.response if own else []),
+        ("stream", wire.stream, chunks, own.stream if own else []),
     ):
-        if template is not None:
-            _rehearse_output(loaded, kind, template, samples, context)
+        if template is None:
+            continue
+        mine = [(f"wire.samples.{kind}[{i}]", d) for i, d in enumerate(declared)]
+        # The file's own samples are what its upstream sends: they must all render.
+        if _rehearse_output(loaded, kind, template, mine, context, must_read=True):
+            _rehearse_output(loaded, kind, template, shipped, context, must_read=False)
 
 
 def _rehearse_request(
@@ -104,13 +109,20 @@ def _rehearse_output(
     template: CompiledTemplate,
     samples: list[tuple[str, Any]],
     context: dict[str, Any],
-) -> None:
+    *,
+    must_read: bool,
+) -> bool:
+    """Render each sample; False after the first problem, which goes to `loaded`."""
     variable = "response" if kind == "response" else "chunk"
     for sample, document in samples:
         try:
             template.render(**{variable: document}, **context)
-        except TemplateInputError:
-            continue  # written for another upstream shape: this sample says nothing
+        except TemplateInputError as exc:
+            if must_read:
+                loaded.problem(("wire", kind), f"{exc.message} (sample upstream {sample})")
+                return False
+            # A shipped sample of another upstream's shape says nothing about this template.
         except ApiError as exc:
             loaded.problem(("wire", kind), f"{exc.message} (sample upstream {sample})")
-            return
+            return False
+    return True

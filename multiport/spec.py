@@ -6,7 +6,7 @@ The JSON Schema in ``schemas/provider.schema.json`` is generated from these Stru
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import msgspec
 from msgspec import Meta
@@ -20,6 +20,7 @@ __all__ = [
     "MappingSpec",
     "OptionsSpec",
     "ProviderSpec",
+    "SamplesSpec",
     "TemplateFile",
     "TimeoutsSpec",
     "ToolStreamSpec",
@@ -146,6 +147,19 @@ class MappingSpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_on
     ]
 
 
+class SamplesSpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """What the upstream sends, as examples: `validate` renders the templates on them."""
+
+    response: Annotated[
+        list[dict[str, Any]],
+        Meta(description="Complete answers of the upstream, as it sends them (JSON objects)."),
+    ] = []
+    stream: Annotated[
+        list[dict[str, Any]],
+        Meta(description="Stream chunks of the upstream, in order, each parsed (JSON objects)."),
+    ] = []
+
+
 class WireSpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
     """The upstream's wire format: a built-in dialect, or templates of your own."""
 
@@ -196,6 +210,14 @@ class WireSpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=
         Meta(
             description="Send the client's Anthropic request and stream through unchanged "
             "but for the model name (the `anthropic` dialect sets this)."
+        ),
+    ] = None
+    samples: Annotated[
+        SamplesSpec | None,
+        Meta(
+            description="Sample upstream answers and stream chunks; `validate` renders the "
+            "response and stream templates on each, so a template bug is found before a user "
+            "meets it."
         ),
     ] = None
 

@@ -9,7 +9,8 @@ from typing import Any
 import msgspec.inspect as mi
 from jinja2 import nodes
 
-from .contracts import RenderedAnswer, StreamEvent
+from .contracts import NeutralRequest, RenderedAnswer, StreamEvent
+from .options import OptionsSpec
 
 __all__ = ["TEMPLATE_VARIABLES", "TemplateProblem", "static_problems"]
 
@@ -57,15 +58,45 @@ _OUTPUT_KEYS = {
 }
 
 
+# What `request.<name>` and `options.<name>` may read (as attributes or by `.get`).
+_FIELDS = {
+    "request": frozenset(NeutralRequest.__struct_fields__),
+    "options": frozenset(OptionsSpec.__struct_fields__),
+}
+_DICT_METHODS = frozenset({"get", "items", "keys", "values"})
+
+
 def static_problems(
     tree: nodes.Template, kind: str, globals_: frozenset[str]
 ) -> list[TemplateProblem]:
-    """Names the template cannot see, `_` attributes, and output keys no contract has."""
+    """Names the template cannot see, `_` attributes, misspelt fields of `request` and
+    `options`, and output keys no contract has."""
     return [
         *_unknown_names(tree, kind, globals_),
         *_private_attributes(tree),
+        *_unknown_fields(tree),
         *_output_keys(tree, kind),
     ]
+
+
+def _unknown_fields(tree: nodes.Template) -> list[TemplateProblem]:
+    """`request.sytem`: a field the neutral request (or the options) does not have."""
+    problems = []
+    for node in tree.find_all((nodes.Getattr, nodes.Getitem)):
+        owner = getattr(node, "node", None)
+        if not (isinstance(owner, nodes.Name) and owner.ctx == "load" and owner.name in _FIELDS):
+            continue
+        attr = node.attr if isinstance(node, nodes.Getattr) else _const(getattr(node, "arg", None))
+        known = _FIELDS[owner.name]
+        if isinstance(attr, str) and attr not in known and attr not in _DICT_METHODS:
+            problems.append(
+                TemplateProblem(
+                    node.lineno,
+                    f"template reads `{owner.name}.{attr}`, which `{owner.name}` does not "
+                    f"have; its fields are {', '.join(sorted(known))}",
+                )
+            )
+    return problems
 
 
 def _unknown_names(

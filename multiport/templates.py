@@ -7,6 +7,7 @@ attributes whose names start with an underscore.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -46,6 +47,8 @@ _decode = msgspec.json.decode
 
 def _tojson(value: Any) -> str:
     # Jinja's own tojson escapes <, > and & for HTML; we write JSON bodies, not HTML.
+    if isinstance(value, jinja2.Undefined):
+        str(value)  # a StrictUndefined raises its own error, naming what is missing
     return _encode(value).decode()
 
 
@@ -94,8 +97,9 @@ class CompiledTemplate:
     name: str
     kind: str
     template: jinja2.Template
-
     decoder: msgspec.json.Decoder[Any] = field(repr=False)
+    where: str = ""  # the file that holds the template
+    line_offset: int = 0  # its first line's number in that file, less one
 
     def render_body(self, **context: Any) -> bytes:
         """A request template's output, checked to be a JSON object, as the bytes to send."""
@@ -117,12 +121,16 @@ class CompiledTemplate:
         try:
             return self.template.render(**context)
         except Exception as exc:
-            message = f"template {self.name} failed at line {_error_line(exc, self.name)}: " + (
-                _one_line(exc)
-            )
+            message = f"template {self.name} failed at {self._place(exc)}: {_one_line(exc)}"
             if self.kind == "request":
                 raise TemplateRenderError(message) from None
             raise TemplateInputError(message) from None
+
+    def _place(self, exc: BaseException) -> str:
+        line = _error_line(exc, self.name)
+        if isinstance(line, int):
+            line += self.line_offset
+        return f"{self.where or self.name}:{line}"
 
     def _decode(self, text: str) -> Any:
         try:
@@ -140,12 +148,19 @@ class CompiledTemplate:
             raise TemplateInputError(message) from None
         except (msgspec.DecodeError, RecursionError) as exc:
             raise TemplateRenderError(
-                f"template {self.name} rendered invalid JSON ({_one_line(exc)}): {text[:2000]!r}"
+                f"template {self.name} rendered invalid JSON ({_one_line(exc)}): "
+                f"{_bad_spot(text, str(exc))}"
             ) from None
 
 
 def compile_template(
-    source: str, name: str, kind: str, *, trusted: bool = False
+    source: str,
+    name: str,
+    kind: str,
+    *,
+    trusted: bool = False,
+    where: str = "",
+    line_offset: int = 0,
 ) -> tuple[CompiledTemplate | None, list[TemplateProblem]]:
     """Parse and check a template without rendering it."""
     try:
@@ -158,7 +173,22 @@ def compile_template(
     env = _TRUSTED_ENV if trusted else _ENV
     code = env.compile(tree, name=name, filename=name)  # the tree parsed above, not again
     template = env.template_class.from_code(env, code, env.make_globals(None), None)
-    return CompiledTemplate(name, kind, template, _DECODERS[kind]), []
+    return CompiledTemplate(name, kind, template, _DECODERS[kind], where, line_offset), []
+
+
+_BYTE = re.compile(r"\(byte (\d+)\)")
+
+
+def _bad_spot(text: str, error: str) -> str:
+    """The rendered text around where the JSON breaks, the spot marked with ⟪here⟫."""
+    found = _BYTE.search(error)
+    if found is None:
+        return repr(text[:400])
+    at = len(text.encode()[: int(found.group(1))].decode(errors="ignore"))
+    line = text.count("\n", 0, at) + 1
+    return (
+        f"line {line} of the output: {text[max(0, at - 80) : at]!r} ⟪here⟫ {text[at : at + 40]!r}"
+    )
 
 
 def _one_line(exc: BaseException) -> str:

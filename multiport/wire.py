@@ -121,7 +121,8 @@ def _template(
         # An inline block scalar starts on the line after its key.
         line_offset = loaded.source.locate(path)[0]
     trusted = isinstance(source, TemplateFile) and relative_to != loaded.path.parent
-    compiled, problems = _compile_cached(text, name, kind, trusted)
+    where = name if isinstance(source, TemplateFile) else str(loaded.path)
+    compiled, problems = _compile_cached(text, name, kind, trusted, where, line_offset)
     for problem in problems:
         if isinstance(source, TemplateFile):
             found = Problem(name, problem.line, 1, problem.message, f"$.wire.{kind}")
@@ -136,7 +137,7 @@ def _template(
 
 @functools.lru_cache(maxsize=64)
 def _compile_cached(
-    text: str, name: str, kind: str, trusted: bool
+    text: str, name: str, kind: str, trusted: bool, where: str, line_offset: int
 ) -> tuple[CompiledTemplate | None, list[TemplateProblem]]:
     # Built-in dialect templates are shared by many providers: compile each once.
-    return compile_template(text, name, kind, trusted=trusted)
+    return compile_template(text, name, kind, trusted=trusted, where=where, line_offset=line_offset)

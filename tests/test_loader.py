@@ -147,7 +147,7 @@ def test_user_template_files_run_in_the_sandbox(tmp_path: Path) -> None:
     )
     result = load_providers([str(tmp_path)])
     assert result.errors
-    assert "failed at line 1" in result.errors[0].message
+    assert "req.j2:1: access to attribute 'append'" in result.errors[0].message
     assert result.files[0].spec is not None
     from multiport.templates import compile_template
 

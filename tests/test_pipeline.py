@@ -154,7 +154,8 @@ def test_an_answer_the_template_cannot_read_is_the_upstreams_fault(
     error = response.json()["error"]
     assert error["type"] == "api_error"
     assert "upstream upstream.test" in error["message"]
-    assert "template p:response failed at line 2" in error["message"]
+    assert "template p:response failed at " in error["message"]
+    assert "p.yaml:16: list object has no element 5" in error["message"]
 
 
 def test_cannot_stream_upstream_is_replayed(tmp_path: Path, respx_mock: respx.MockRouter) -> None:

@@ -11,10 +11,10 @@ from multiport.templates import compile_template
 
 
 def test_render_to_json() -> None:
-    template, problems = compile_template('{"a": {{ request.x | tojson }}}', "t", "request")
+    template, problems = compile_template('{"a": {{ request.user | tojson }}}', "t", "request")
     assert problems == []
     assert template is not None
-    body = template.render_body(request={"x": "<&>"}, options={}, model="m")
+    body = template.render_body(request={"user": "<&>"}, options={}, model="m")
     assert json.loads(body) == {"a": "<&>"}
 
 
@@ -35,11 +35,21 @@ def test_immutable_sandbox_refuses_mutation() -> None:
         template.render(request={}, options={}, model="m")
 
 
-def test_undefined_is_an_error_with_a_line() -> None:
-    template, _ = compile_template('{"a": 1,\n"b": {{ request.nope.deeper }}}', "t", "request")
+def test_undefined_is_an_error_naming_the_attribute_and_the_file_line() -> None:
+    source = '{"a": 1,\n"b": {{ request.tool_choice.nope }}}'
+    template, _ = compile_template(source, "t", "request", where="p.yaml", line_offset=10)
     assert template is not None
-    with pytest.raises(TemplateRenderError, match="line 2"):
-        template.render(request={}, options={}, model="m")
+    with pytest.raises(TemplateRenderError, match="failed at p.yaml:12: .*'nope'"):
+        template.render(request={"tool_choice": {}}, options={}, model="m")
+
+
+def test_a_misspelt_field_of_request_or_options_is_found_without_rendering() -> None:
+    source = '{"a": {{ request.sytem | tojson }},\n"b": {{ options.join_txt | tojson }}}'
+    _, problems = compile_template(source, "t", "request")
+    assert [(p.line, p.message.split(",")[0]) for p in problems] == [
+        (1, "template reads `request.sytem`"),
+        (2, "template reads `options.join_txt`"),
+    ]
 
 
 def test_stream_template_cannot_see_request_only_names() -> None:

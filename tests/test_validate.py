@@ -47,6 +47,12 @@ EXPECTED: dict[str, tuple[int, str]] = {
     "stream-template-typo.yaml": (8, "template writes the key `stop_reasn`, which no field"),
     "response-template-typo.yaml": (8, "template writes the key `usgae`, which no field"),
     "custom-wire-without-framing.yaml": (4, "wire needs `framing: sse` or `framing: ndjson`"),
+    # A value the template cannot read, in the file's own samples.
+    "response-typo-found-by-own-samples.yaml": (
+        7,
+        "response-typo-found-by-own-samples.yaml:8: 'dict object' has no attribute 'txt' "
+        "(sample upstream wire.samples.response[0])",
+    ),
     # A key built in an expression, found by rendering the sample answers.
     "stream-key-built-in-an-expression.yaml": (
         5,
@@ -54,7 +60,7 @@ EXPECTED: dict[str, tuple[int, str]] = {
         "Object contains unknown field `input_tokns` - at `$.usage`",
     ),
     "template-file-missing.yaml": (6, "template file"),
-    "template-render-error.yaml": (5, "failed at line 1: division by zero"),
+    "template-render-error.yaml": (5, "template-render-error.yaml:6: division by zero"),
     "unknown-dialect.yaml": (4, "unknown dialect 'openai-chatt'; built-in dialects: anthropic"),
     "no-templates.yaml": (4, "wire needs a request template"),
     "bad-framing.yaml": (5, "Invalid enum value 'websocket'"),
