@@ -39,7 +39,7 @@ def test_undefined_is_an_error_naming_the_attribute_and_the_file_line() -> None:
     source = '{"a": 1,\n"b": {{ request.tool_choice.nope }}}'
     template, _ = compile_template(source, "t", "request", where="p.yaml", line_offset=10)
     assert template is not None
-    with pytest.raises(TemplateRenderError, match="failed at p.yaml:12: .*'nope'"):
+    with pytest.raises(TemplateRenderError, match=r"failed at p\.yaml:12: .*'nope'"):
         template.render(request={"tool_choice": {}}, options={}, model="m")
 
 
