@@ -14,7 +14,6 @@ from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import httpx
 import msgspec
 
 from . import __version__
@@ -35,18 +34,17 @@ from .errors import (
     TemplateInputError,
     UpstreamError,
     UpstreamProtocolError,
-    UpstreamTimeout,
 )
 from .mapping import Resolution, resolve
 from .normalize import Neutral
-from .passthrough import passthrough_stream
+from .passthrough import passthrough_stream, with_model
 from .provider import Provider, merge_headers
 from .relay import ending_in_error_event, translate_stream
 from .render import render_request
 from .scrub import Scrubber, client_key, excerpt
 from .streaming import StreamState, encode_events
 from .tokens import estimate_tokens
-from .upstream import Upstream
+from .upstream import Upstream, read_body
 
 __all__ = ["Answer", "Engine"]
 
@@ -205,7 +203,7 @@ class Engine:
     async def _complete(self, call: _Call) -> RenderedAnswer:
         host = self.upstream.host
         async with self.upstream.open(call.url, call.headers, call.payload) as response:
-            raw = await _read(response)
+            raw = await read_body(response)
         try:
             document = _decode(raw)
         except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
@@ -262,11 +260,11 @@ class Engine:
         headers: dict[str, str],
         scrub: Scrubber,
     ) -> Answer:
-        body = _with_model(body, request.model, target)
+        body = with_model(body, request.model, target)
         url = self.provider.url_for(target, bool(request.stream))
         if not request.stream:
             async with self.upstream.open(url, headers, body) as response:
-                return Answer(body=scrub.bytes(await _read(response)))
+                return Answer(body=scrub.bytes(await read_body(response)))
         stack = contextlib.AsyncExitStack()
         response = await stack.enter_async_context(self.upstream.open(url, headers, body))
         frames = passthrough_stream(response.aiter_bytes(), scrub, self.upstream.host)
@@ -278,11 +276,11 @@ class Engine:
         """`{"input_tokens": N}`: the upstream's own count where it has one, else an estimate."""
         if self._spec_options.count_tokens == "upstream" and self.provider.wire.passthrough:
             light = decode_passthrough(body)
-            body = _with_model(body, light.model, self._target(light.model))
+            body = with_model(body, light.model, self._target(light.model))
             url = self.provider.messages_url + "/count_tokens"
             headers = self._headers(client_headers)
             async with self.upstream.open(url, headers, body) as response:
-                return self.scrubber_for(client_headers).bytes(await _read(response))
+                return self.scrubber_for(client_headers).bytes(await read_body(response))
         try:
             request = decode_count(body)
         except InvalidRequest:
@@ -297,23 +295,5 @@ class Engine:
         return _encode({"input_tokens": count})
 
 
-def _with_model(body: bytes, model: str, target: str) -> bytes:
-    """The client's body for an Anthropic upstream, with the mapped model."""
-    if target == model:
-        return body
-    document = _decode(body)
-    document["model"] = target
-    return _encode(document)
-
-
 async def _replay(frames: bytes) -> AsyncIterator[bytes]:
     yield frames
-
-
-async def _read(response: httpx.Response) -> bytes:
-    try:
-        return await response.aread()
-    except httpx.TimeoutException as exc:
-        raise UpstreamTimeout("the upstream stopped answering mid-response") from exc
-    except httpx.HTTPError as exc:
-        raise UpstreamProtocolError(f"the upstream answer broke: {type(exc).__name__}") from exc

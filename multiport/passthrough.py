@@ -5,12 +5,13 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 import httpx
+import msgspec
 
 from .errors import UpstreamStreamError
 from .scrub import Scrubber
 from .upstream import stream_error
 
-__all__ = ["passthrough_stream"]
+__all__ = ["passthrough_stream", "with_model"]
 
 _MAX_HELD = 1 << 20  # an event larger than this is passed on in pieces
 
@@ -47,3 +48,12 @@ def _boundary(data: bytes) -> int:
     """Where the last complete event ends, or -1."""
     lf, crlf = data.rfind(b"\n\n"), data.rfind(b"\r\n\r\n")
     return max(lf + 2 if lf != -1 else -1, crlf + 4 if crlf != -1 else -1)
+
+
+def with_model(body: bytes, model: str, target: str) -> bytes:
+    """The client's body for an Anthropic upstream, with the mapped model."""
+    if target == model:
+        return body
+    document = msgspec.json.decode(body)
+    document["model"] = target
+    return msgspec.json.encode(document)

@@ -12,6 +12,7 @@ import msgspec
 
 from .errors import (
     UpstreamError,
+    UpstreamProtocolError,
     UpstreamStatusError,
     UpstreamStreamError,
     UpstreamTimeout,
@@ -19,7 +20,7 @@ from .errors import (
 )
 from .provider import Provider
 
-__all__ = ["Upstream", "make_transport", "stream_error"]
+__all__ = ["Upstream", "make_transport", "read_body", "stream_error"]
 
 _decode = msgspec.json.decode
 
@@ -206,3 +207,13 @@ def _is_timeout(exc: BaseException) -> bool:
             return False
         cause = cause.__cause__ or cause.__context__
     return isinstance(exc, httpx.TimeoutException)
+
+
+async def read_body(response: httpx.Response) -> bytes:
+    """The whole body of a 2xx answer; a failure while reading it is the upstream's."""
+    try:
+        return await response.aread()
+    except httpx.TimeoutException as exc:
+        raise UpstreamTimeout("the upstream stopped answering mid-response") from exc
+    except httpx.HTTPError as exc:
+        raise UpstreamProtocolError(f"the upstream answer broke: {type(exc).__name__}") from exc
