@@ -241,8 +241,9 @@ class ProviderSpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_o
     env_file: Annotated[
         str | None,
         Meta(
-            description="Dotenv file (KEY=value lines) read for `${VAR}`, relative to the "
-            "YAML; the process environment wins over it."
+            description="Dotenv file read for `${VAR}` (python-dotenv syntax: quotes, "
+            "escapes, `export`, comments), relative to the YAML; the process environment "
+            "wins over it."
         ),
     ] = None
     auth: Annotated[AuthSpec, Meta(description="Upstream authentication.")] = AuthSpec()
