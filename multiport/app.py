@@ -45,19 +45,28 @@ def _request_id() -> str:
 
 
 def _error_response(
+    request: Request[Any, Any, Any],
     status: int,
     error_type: str,
     message: str,
     scrub: Scrubber,
     headers: dict[str, str] | None = None,
 ) -> Response[bytes]:
-    request_id = _request_id()
+    request_id = _id_of(request)
     return Response(
         error_body(error_type, message, request_id, scrub),
         status_code=status,
         media_type="application/json",
         headers={"request-id": request_id, **(headers or {})},
     )
+
+
+def _id_of(request: Request[Any, Any, Any]) -> str:
+    """The request's id: the one its handler gave it, else a new one."""
+    request_id: str | None = request.state.get("request_id")
+    if not request_id:
+        request_id = request.state.request_id = _request_id()
+    return request_id
 
 
 def _http_error_message(request: Request[Any, Any, Any], exc: HTTPException) -> str:
@@ -81,34 +90,43 @@ def _exception_handlers(engine: Engine) -> ExceptionHandlersMap:
         if exc.status_code >= 500 or isinstance(exc, UpstreamError):
             # The gateway's or the upstream's fault: the operator needs to see it.
             log.warning(
-                "%s: %s %s answered %d: %s",
+                "%s %s: %s %s answered %d: %s",
                 engine.provider.name,
+                _id_of(request),
                 request.method,
                 request.url.path,
                 exc.status_code,
                 clean(exc.message, scrub),
             )
-        return _error_response(exc.status_code, exc.error_type, exc.message, scrub, headers)
+        return _error_response(
+            request, exc.status_code, exc.error_type, exc.message, scrub, headers
+        )
 
     def http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Response[bytes]:
         status = exc.status_code
         message = _http_error_message(request, exc)
         return _error_response(
-            status, error_type_for_status(status), message, engine.scrubber_for(request.headers)
+            request,
+            status,
+            error_type_for_status(status),
+            message,
+            engine.scrubber_for(request.headers),
         )
 
     def unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
         scrub = engine.scrubber_for(request.headers)
         detail = clean(" ".join(str(exc).split()), scrub)
         log.error(
-            "unexpected %s on %s %s: %s",
+            "%s %s: unexpected %s on %s %s: %s",
+            engine.provider.name,
+            _id_of(request),
             type(exc).__name__,
             request.method,
             request.url.path,
             detail,
         )
         message = f"internal error ({type(exc).__name__}); see the gateway log"
-        return _error_response(500, "api_error", message, scrub)
+        return _error_response(request, 500, "api_error", message, scrub)
 
     return {ApiError: api_error, HTTPException: http_error, Exception: unexpected}
 
@@ -121,8 +139,9 @@ def create_app(provider: Provider, *, transport: Any = None) -> Litestar:
 
     @post("/v1/messages", status_code=200)
     async def messages(request: Request[Any, Any, Any]) -> Response[bytes] | Stream:
-        answer = await engine.messages(await request.body(), request.headers)
-        headers = {"request-id": _request_id(), **answer.headers}
+        request_id = request.state.request_id = _request_id()
+        answer = await engine.messages(await request.body(), request.headers, request_id)
+        headers = {"request-id": request_id, **answer.headers}
         if answer.stream is not None:
             headers["cache-control"] = "no-cache"
             return Stream(answer.stream, media_type="text/event-stream", headers=headers)
@@ -131,7 +150,8 @@ def create_app(provider: Provider, *, transport: Any = None) -> Litestar:
 
     @post("/v1/messages/count_tokens", status_code=200)
     async def count_tokens(request: Request[Any, Any, Any]) -> Response[bytes]:
-        counted = await engine.count_tokens(await request.body(), request.headers)
+        request_id = request.state.request_id = _request_id()
+        counted = await engine.count_tokens(await request.body(), request.headers, request_id)
         return Response(counted, media_type="application/json")
 
     @get("/v1/models")

@@ -21,7 +21,7 @@ from .mapping import Rule
 from .provider import CatalogPaths, Provider
 from .rehearse import rehearse
 from .spec import ProviderSpec
-from .urls import UrlTemplate, compile_url
+from .urls import HeaderTemplate, UrlTemplate, compile_header, compile_url
 from .wire import Wire, compile_wire
 
 __all__ = ["LoadResult", "load_providers"]
@@ -144,6 +144,7 @@ def _compile(loaded: LoadedFile, strict_env: bool) -> Provider | None:
     headers: dict[str, str | None] = dict(spec.headers)
     if spec.auth.value and not missing:
         headers[spec.auth.header] = spec.auth.value
+    header_templates = _header_templates(loaded, headers)
     if wire is not None and wire.request is not None:
         rehearse(loaded, spec, wire)
     base = spec.base_url.rstrip("/")
@@ -169,11 +170,28 @@ def _compile(loaded: LoadedFile, strict_env: bool) -> Provider | None:
         strip_keys=frozenset(spec.options.strip_schema_keys),
         completion_tokens_models=completion,
         output_limits=tuple(limits),
-        upstream_headers=headers,
+        upstream_headers={k: v for k, v in headers.items() if k.lower() not in header_templates},
+        header_templates=header_templates,
         missing_credentials=missing,
         secrets=secrets,
         template_options=msgspec.to_builtins(spec.options),
     )
+
+
+def _header_templates(
+    loaded: LoadedFile, headers: Mapping[str, str | None]
+) -> dict[str, HeaderTemplate]:
+    """Header values that hold a template (`{{ request_id }}`), compiled."""
+    compiled = {}
+    for name, value in headers.items():
+        if value is None or "{{" not in value:
+            continue
+        template, problems = compile_header(value)
+        for problem in problems:
+            loaded.problem(("headers", name), problem.message)
+        if template is not None:
+            compiled[name.lower()] = template
+    return compiled
 
 
 def _urls(loaded: LoadedFile, base: str, wire: Wire) -> tuple[UrlTemplate, UrlTemplate] | None:

@@ -124,8 +124,12 @@ class Engine:
 
     # headers
 
-    def _headers(self, client_headers: Mapping[str, str]) -> dict[str, str]:
+    def _headers(
+        self, client_headers: Mapping[str, str], model: str, request_id: str
+    ) -> dict[str, str]:
         headers = dict(self._base_headers)
+        for name, template in self.provider.header_templates.items():
+            headers[name] = template.value(request_id, model)
         for name in self._forward:
             value = client_headers.get(name)
             if value is not None:
@@ -145,17 +149,20 @@ class Engine:
 
     # messages
 
-    async def messages(self, body: bytes, client_headers: Mapping[str, str]) -> Answer:
+    async def messages(
+        self, body: bytes, client_headers: Mapping[str, str], request_id: str = ""
+    ) -> Answer:
         scrub = self.scrubber_for(client_headers)
         if self.provider.wire.passthrough:
             # An Anthropic upstream reads the body itself; only what routing needs is read.
             light = decode_passthrough(body)
             target = self._target(light.model)
-            headers = self._headers(client_headers)
-            return await self._passthrough(body, light, target, headers, scrub)
+            headers = self._headers(client_headers, target, request_id)
+            label = f"{self.provider.name} {request_id}".rstrip()
+            return await self._passthrough(body, light, target, headers, scrub, label)
         request = decode_messages(body)
         target = self._target(request.model)
-        headers = self._headers(client_headers)
+        headers = self._headers(client_headers, target, request_id)
         upstream_stream = request.stream and self._spec_options.can_stream
         call = self._translate(request, target, headers, scrub, upstream_stream)
         extra = (
@@ -164,7 +171,8 @@ class Engine:
             else {}
         )
         if upstream_stream:
-            return Answer(stream=await self._stream(call), headers=extra)
+            label = f"{self.provider.name} {request_id}".rstrip()
+            return Answer(stream=await self._stream(call, label), headers=extra)
         answer = await self._complete(call)
         state = self._state(call)
         if request.stream:
@@ -225,7 +233,7 @@ class Engine:
             ) from None
         return answer
 
-    async def _stream(self, call: _Call) -> AsyncIterator[bytes]:
+    async def _stream(self, call: _Call, label: str) -> AsyncIterator[bytes]:
         # Enter the upstream call now, so a failure is still a real HTTP status.
         stack = contextlib.AsyncExitStack()
         response = await stack.enter_async_context(
@@ -242,15 +250,7 @@ class Engine:
             ping_interval=self._spec_options.ping_interval,
             host=self.upstream.host,
         )
-        return self._guarded(frames, stack, call.scrub)
-
-    async def _guarded(
-        self, frames: AsyncIterator[bytes], stack: contextlib.AsyncExitStack, scrub: Scrubber
-    ) -> AsyncIterator[bytes]:
-        """The frames, ended by one `error` event on failure; the upstream call closed."""
-        async with stack:
-            async for frame in ending_in_error_event(frames, scrub, self.provider.name):
-                yield frame
+        return _guarded(frames, stack, call.scrub, label)
 
     async def _passthrough(
         self,
@@ -259,6 +259,7 @@ class Engine:
         target: str,
         headers: dict[str, str],
         scrub: Scrubber,
+        label: str,
     ) -> Answer:
         body = with_model(body, request.model, target)
         url = self.provider.url_for(target, bool(request.stream))
@@ -268,17 +269,20 @@ class Engine:
         stack = contextlib.AsyncExitStack()
         response = await stack.enter_async_context(self.upstream.open(url, headers, body))
         frames = passthrough_stream(response.aiter_bytes(), scrub, self.upstream.host)
-        return Answer(stream=self._guarded(frames, stack, scrub))
+        return Answer(stream=_guarded(frames, stack, scrub, label))
 
     # other endpoints
 
-    async def count_tokens(self, body: bytes, client_headers: Mapping[str, str]) -> bytes:
+    async def count_tokens(
+        self, body: bytes, client_headers: Mapping[str, str], request_id: str = ""
+    ) -> bytes:
         """`{"input_tokens": N}`: the upstream's own count where it has one, else an estimate."""
         if self._spec_options.count_tokens == "upstream" and self.provider.wire.passthrough:
             light = decode_passthrough(body)
-            body = with_model(body, light.model, self._target(light.model))
+            target = self._target(light.model)
+            body = with_model(body, light.model, target)
             url = self.provider.messages_url + "/count_tokens"
-            headers = self._headers(client_headers)
+            headers = self._headers(client_headers, target, request_id)
             async with self.upstream.open(url, headers, body) as response:
                 return self.scrubber_for(client_headers).bytes(await read_body(response))
         try:
@@ -293,6 +297,16 @@ class Engine:
         except RecursionError as exc:
             raise InvalidRequest("invalid request: the request is nested too deeply") from exc
         return _encode({"input_tokens": count})
+
+
+async def _guarded(
+    frames: AsyncIterator[bytes], stack: contextlib.AsyncExitStack, scrub: Scrubber, label: str
+) -> AsyncIterator[bytes]:
+    """The frames, ended by one `error` event on failure (logged with `label`); the upstream
+    call closed."""
+    async with stack:
+        async for frame in ending_in_error_event(frames, scrub, label):
+            yield frame
 
 
 async def _replay(frames: bytes) -> AsyncIterator[bytes]:

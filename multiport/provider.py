@@ -9,7 +9,7 @@ from typing import Any
 
 from .mapping import Rule
 from .spec import CatalogSpec, ProviderSpec
-from .urls import UrlTemplate
+from .urls import HeaderTemplate, UrlTemplate
 from .wire import Wire
 
 __all__ = ["CatalogPaths", "Provider", "merge_headers"]
@@ -56,6 +56,7 @@ class Provider:
     completion_tokens_models: re.Pattern[str] | None
     output_limits: tuple[tuple[re.Pattern[str], int], ...]
     upstream_headers: Mapping[str, str | None]  # the file's headers and auth; None removes
+    header_templates: Mapping[str, HeaderTemplate]  # headers rendered per request
     missing_credentials: tuple[str, ...]
     secrets: tuple[str, ...]
     template_options: dict[str, Any]  # `options`, as templates see them

@@ -20,6 +20,7 @@ TEMPLATE_VARIABLES: dict[str, frozenset[str]] = {
     "response": frozenset({"response", "request", "options", "model"}),
     "stream": frozenset({"chunk", "request", "options", "model"}),
     "url": frozenset({"model", "stream"}),
+    "header": frozenset({"request_id", "model"}),
 }
 _BUILTIN_NAMES = frozenset({"loop", "caller", "varargs", "kwargs", "true", "false", "none"})
 # A key written as literal output text: `"name":`.

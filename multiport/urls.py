@@ -17,7 +17,7 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from .template_checks import TemplateProblem, static_problems
 
-__all__ = ["UrlTemplate", "compile_url"]
+__all__ = ["HeaderTemplate", "UrlTemplate", "compile_header", "compile_url"]
 
 
 def _encode(value: Any) -> str:
@@ -29,6 +29,39 @@ _ENV = ImmutableSandboxedEnvironment(
     undefined=jinja2.StrictUndefined, autoescape=False, finalize=_encode, cache_size=0
 )
 _ENV.globals.clear()
+
+
+def _one_line(value: Any) -> str:
+    # A header value is one line: a value with a line break could smuggle in a header.
+    return str(value).replace("\r", " ").replace("\n", " ")
+
+
+_HEADER_ENV = ImmutableSandboxedEnvironment(
+    undefined=jinja2.StrictUndefined, autoescape=False, finalize=_one_line, cache_size=0
+)
+_HEADER_ENV.globals.clear()
+
+
+@dataclass(frozen=True)
+class HeaderTemplate:
+    """A header value rendered per request from `request_id` and `model`."""
+
+    template: jinja2.Template
+
+    def value(self, request_id: str, model: str) -> str:
+        return self.template.render(request_id=request_id, model=model)
+
+
+def compile_header(value: str) -> tuple[HeaderTemplate | None, list[TemplateProblem]]:
+    """Compile a header value that holds a template."""
+    try:
+        tree = _HEADER_ENV.parse(value)
+    except jinja2.TemplateSyntaxError as exc:
+        return None, [TemplateProblem(exc.lineno or 1, f"template syntax error: {exc.message}")]
+    problems = static_problems(tree, "header", frozenset())
+    if problems:
+        return None, problems
+    return HeaderTemplate(_HEADER_ENV.from_string(value)), []
 
 
 @dataclass(frozen=True)

@@ -182,3 +182,18 @@ def test_a_stream_in_another_framing_is_named_as_such(
     events = stream_events(ask(client, stream=True))
     check_stream(events, expect_error=True)
     assert "held no sse event; check `wire.framing`" in events[-1][1]["error"]["message"]
+
+
+def test_a_failure_is_logged_with_provider_template_line_and_request_id(
+    tmp_path: Path, respx_mock: respx.MockRouter, caplog: pytest.LogCaptureFixture
+) -> None:
+    template = "wire:\n  dialect: openai-chat\n  response: |\n    {{ 1 / 0 }}\n"
+    respx_mock.post(f"{UPSTREAM}/chat/completions").respond(json={"choices": []})
+    app = create_app(provider(tmp_path, template), transport=httpx.AsyncHTTPTransport())
+    with caplog.at_level(logging.WARNING), TestClient(app) as client:
+        response = ask(client)
+    assert response.status_code == 502
+    [line] = [r.getMessage() for r in caplog.records if r.name.startswith("multiport")]
+    assert line.startswith(f"p {response.headers['request-id']}: POST /v1/messages answered 502")
+    assert "template p:response failed at" in line
+    assert "p.yaml:11: division by zero" in line  # the template line in the file

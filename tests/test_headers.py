@@ -52,3 +52,31 @@ def test_a_header_in_the_file_replaces_the_default_on_every_request(
         assert _lines(seen.raw_headers, "user-agent") == ["acme/1"], seen.raw_headers
         assert _lines(seen.raw_headers, "authorization") == ["Bearer sk-test-0123456789"]
     assert _lines(message.raw_headers, "accept") in ([], ["*/*"])  # removed: none of ours
+
+
+def test_a_header_template_carries_the_request_id_the_client_sees(
+    tmp_path: Path, upstream: ScriptedUpstream
+) -> None:
+    (tmp_path / "p.yaml").write_text(
+        f"port: 9501\nbase_url: {upstream.url}/v1\n"
+        "headers:\n  X-Request-Id: 'mp-{{ request_id }}'\n  X-Model: '{{ model }}'\n"
+        "mappings:\n  - match: .\n    target: gpt-4.1\n"
+    )
+    provider = load_providers([str(tmp_path / "p.yaml")], {}).providers[0]
+    upstream.reply(Reply(json=chat_completion("hi")))
+    with TestClient(create_app(provider, transport=make_transport("httpx"))) as client:
+        body = {"model": "x", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]}
+        response = client.post("/v1/messages", json=body)
+    seen = upstream.seen[-1]
+    assert _lines(seen.raw_headers, "x-request-id") == [f"mp-{response.headers['request-id']}"]
+    assert _lines(seen.raw_headers, "x-model") == ["gpt-4.1"]
+
+
+def test_a_header_template_sees_only_request_id_and_model(tmp_path: Path) -> None:
+    (tmp_path / "p.yaml").write_text(
+        "port: 9502\nbase_url: http://x\nheaders:\n  X-Key: '{{ options }}'\n"
+    )
+    result = load_providers([str(tmp_path / "p.yaml")], {})
+    [problem] = result.errors
+    assert problem.path == "$.headers.X-Key"
+    assert "sees only model, request_id" in problem.message
