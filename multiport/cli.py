@@ -147,5 +147,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "run", None):
         parser.print_help()
         return 2
-    status: int = args.run(args)
+    try:
+        status: int = args.run(args)
+    except BrokenPipeError:
+        # The reader went away (`multiport validate | head`): nothing left to say.
+        sys.stderr.close()
+        return 0
     return status
