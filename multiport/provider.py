@@ -7,9 +7,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from .errors import InvalidRequest
 from .mapping import Rule
 from .spec import CatalogSpec, ProviderSpec
-from .urls import HeaderTemplate, UrlTemplate
+from .urls import HeaderTemplate, UnsafeUrlValue, UrlTemplate
 from .wire import Wire
 
 __all__ = ["CatalogPaths", "Provider", "merge_headers"]
@@ -62,8 +63,11 @@ class Provider:
     template_options: dict[str, Any]  # `options`, as templates see them
 
     def url_for(self, model: str, stream: bool) -> str:
-        """The URL of a message request for `model`."""
-        return (self.stream_urls if stream else self.urls).url(model, stream)
+        """The URL of a message request for `model`; a 400 if the model cannot be in a URL."""
+        try:
+            return (self.stream_urls if stream else self.urls).url(model, stream)
+        except UnsafeUrlValue as exc:
+            raise InvalidRequest(f"model {model!r}: {exc}; choose another model") from None
 
     def max_tokens_field(self, model: str) -> str:
         pattern = self.completion_tokens_models

@@ -99,7 +99,8 @@ def _rehearse_request(
                 template.render(request=data, options=options, model=_MODEL)
             except ApiError as exc:
                 loaded.problem(("wire", "request"), f"{exc.message} (sample request {sample})")
-                return None
+                # The other templates are still rehearsed: every problem in one run.
+                return {"request": data, "options": options, "model": _MODEL} if data else None
     return {"request": data, "options": options, "model": _MODEL}
 
 

@@ -3,7 +3,9 @@
 `wire.path` and `wire.stream_path` may use `{{ model }}` (the upstream model) and
 `{{ stream }}`. Every value a template inserts is percent-encoded whole (`/`, `?`, `#`
 and `@` included), so a model name can neither change the host nor leave its path
-segment; the file's own text is kept as written.
+segment; a value that is `.` or `..` is refused. `{{ model | segments }}` keeps the
+`/` between segments for APIs whose model ids are paths (`@cf/meta/llama-3.1-8b`), each
+segment encoded and none of them a dot segment. The file's own text is kept as written.
 """
 
 from __future__ import annotations
@@ -17,18 +19,41 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from .template_checks import TemplateProblem, static_problems
 
-__all__ = ["HeaderTemplate", "UrlTemplate", "compile_header", "compile_url"]
+__all__ = ["HeaderTemplate", "UnsafeUrlValue", "UrlTemplate", "compile_header", "compile_url"]
+
+
+class UnsafeUrlValue(ValueError):
+    """A value that would leave its place in the URL (`.` or `..` as a path segment)."""
+
+
+class _Segments(str):
+    """A value already encoded segment by segment: kept as is."""
+
+    __slots__ = ()
+
+
+def _segment(text: str) -> str:
+    if text in (".", ".."):
+        # Clients and servers resolve dot segments: the value would leave its place.
+        raise UnsafeUrlValue(f"{text!r} cannot be a segment of the upstream URL")
+    return quote(text, safe="")
 
 
 def _encode(value: Any) -> str:
-    text = "true" if value is True else "false" if value is False else str(value)
-    return quote(text, safe="")
+    if isinstance(value, _Segments):
+        return str(value)
+    return _segment("true" if value is True else "false" if value is False else str(value))
+
+
+def _segments(value: Any) -> _Segments:
+    return _Segments("/".join(_segment(part) for part in str(value).split("/")))
 
 
 _ENV = ImmutableSandboxedEnvironment(
     undefined=jinja2.StrictUndefined, autoescape=False, finalize=_encode, cache_size=0
 )
 _ENV.globals.clear()
+_ENV.filters["segments"] = _segments
 
 
 def _one_line(value: Any) -> str:

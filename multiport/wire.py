@@ -118,8 +118,7 @@ def _template(
             )
             return None
     elif loaded.source is not None:
-        # An inline block scalar starts on the line after its key.
-        line_offset = loaded.source.locate(path)[0]
+        line_offset = _first_line(loaded, path) - 1
     trusted = isinstance(source, TemplateFile) and relative_to != loaded.path.parent
     where = name if isinstance(source, TemplateFile) else str(loaded.path)
     compiled, problems = _compile_cached(text, name, kind, trusted, where, line_offset)
@@ -133,6 +132,17 @@ def _template(
                 Problem(str(loaded.path), line, 1, problem.message, f"$.wire.{kind}")
             )
     return compiled
+
+
+def _first_line(loaded: LoadedFile, path: Path) -> int:
+    """The file line of an inline template's first line: after `|` or `>`, the next one."""
+    assert loaded.source is not None
+    line, column = loaded.source.locate(path)
+    try:
+        text = loaded.path.read_text(encoding="utf-8").splitlines()[line - 1]
+    except (OSError, IndexError):
+        return line + 1
+    return line + 1 if text[column - 1 : column] in ("|", ">") else line
 
 
 @functools.lru_cache(maxsize=64)

@@ -24,7 +24,11 @@ TOOLS: list[anthropic.types.ToolParam] = [
         "input_schema": {
             "$schema": "https://json-schema.org/draft/2020-12/schema",
             "type": "object",
-            "properties": {"city": {"type": "string"}},
+            # What Gemini's `parameters` subset refuses, and parametersJsonSchema takes.
+            "properties": {
+                "city": {"type": "string", "format": "uri"},
+                "days": {"type": ["integer", "null"]},
+            },
             "required": ["city"],
             "additionalProperties": False,
         },
@@ -51,10 +55,13 @@ def _refusal(seen: Seen) -> str | None:
         problems += _contents_problems(body["contents"])
         for tool in body.get("tools", []):
             for declaration in tool["functionDeclarations"]:
-                if "$schema" in declaration["parameters"] or "additionalProperties" in str(
-                    declaration["parameters"]
+                schema = declaration.get("parametersJsonSchema")
+                if (
+                    "parameters" in declaration
+                    or not isinstance(schema, dict)
+                    or "$schema" in schema
                 ):
-                    problems.append("a schema keyword Gemini refuses")
+                    problems.append(f"a declaration Gemini refuses: {declaration}")
     found = [p for p in problems if p]
     return "; ".join(found) if found else None
 
@@ -190,6 +197,9 @@ def test_a_tool_round_trip(
     else:
         first = client.messages.create(**ask)
     assert first.stop_reason == "tool_use"
+    declaration = upstream.seen[-1].body["tools"][0]["functionDeclarations"][0]
+    assert declaration["parametersJsonSchema"]["properties"]["city"]["format"] == "uri"
+    assert declaration["parametersJsonSchema"]["additionalProperties"] is False
     call = first.content[-1]
     assert isinstance(call, anthropic.types.ToolUseBlock)
     assert (call.name, call.input) == ("get_weather", {"city": "Paris"})

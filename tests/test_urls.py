@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from multiport.compile import load_providers
-from multiport.urls import compile_url
+from multiport.errors import InvalidRequest
+from multiport.urls import UnsafeUrlValue, compile_url
 
 GEMINI = "/v1beta/models/{{ model }}:generateContent"
 
@@ -57,3 +60,25 @@ def test_a_path_template_sees_only_model_and_stream(tmp_path: Path) -> None:
     assert problem.line == 5
     assert "uses `deployment`, which it cannot see" in problem.message
     assert "model, stream" in problem.message
+
+
+def test_a_dot_segment_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "g.yaml").write_text(
+        "port: 9000\nbase_url: https://api.example/base\nwire:\n  dialect: openai-chat\n"
+        "  path: /deployments/{{ model }}/chat?api={{ model }}\n"
+    )
+    provider = load_providers([str(tmp_path / "g.yaml")], {}).providers[0]
+    for model in ("..", "."):
+        with pytest.raises(InvalidRequest, match="cannot be a segment of the upstream URL"):
+            provider.url_for(model, False)
+    assert provider.url_for("...", False).endswith("/deployments/.../chat?api=...")
+
+
+def test_model_ids_that_are_paths_keep_their_slashes_with_segments() -> None:
+    url, _ = compile_url("https://api.cf", "/accounts/acct/ai/run/{{ model | segments }}")
+    assert url is not None
+    assert url.url("@cf/meta/llama 3", False) == (
+        "https://api.cf/accounts/acct/ai/run/%40cf/meta/llama%203"
+    )
+    with pytest.raises(UnsafeUrlValue):
+        url.url("@cf/../admin", False)
