@@ -96,7 +96,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         return providers
     from .server import PortFailed, PortInUse, serve
 
-    main = serve(providers, log_level="info" if args.verbose else "warning")
+    main = serve(providers, log_level="info" if args.verbose else "warning", strict=args.strict)
     try:
         with contextlib.suppress(KeyboardInterrupt):
             if os.environ.get("MULTIPORT_LOOP", "uvloop") == "uvloop":

@@ -73,30 +73,48 @@ def _announce(provider: Provider) -> None:
     )
 
 
-def bind(providers: Sequence[Provider]) -> list[socket.socket]:
-    """Bind every port before serving any, so a taken port is one clear error."""
+def bind(
+    providers: Sequence[Provider], *, strict: bool = True
+) -> tuple[list[Provider], list[socket.socket]]:
+    """Bind every port before serving any; the providers bound and their sockets.
+
+    A taken port is one clear line. With `strict`, or when no port could be bound, it is
+    an error (`PortInUse`); otherwise that provider is left out and the others served.
+    """
+    bound: list[Provider] = []
     sockets: list[socket.socket] = []
     problems = []
     for provider in providers:
-        host, port = provider.spec.host, provider.spec.port
-        family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        sock = socket.socket(family, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((host, port))
-        except OSError as exc:
-            sock.close()
-            problems.append(f"{provider.name}: cannot listen on {host}:{port} ({exc.strerror})")
+        sock = _listen(provider)
+        if isinstance(sock, str):
+            problems.append(sock)
             continue
-        sock.set_inheritable(True)
+        bound.append(provider)
         sockets.append(sock)
-    if problems:
+    if problems and (strict or not bound):
         for sock in sockets:
             sock.close()
         raise PortInUse(
             "; ".join(problems) + ". Stop what uses the port, or change `port:` in the file."
         )
-    return sockets
+    for problem in problems:
+        log.error("%s; not serving it. Stop what uses the port, or change `port:`.", problem)
+    return bound, sockets
+
+
+def _listen(provider: Provider) -> socket.socket | str:
+    """A socket bound to the provider's port, or why there is none."""
+    host, port = provider.spec.host, provider.spec.port
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        return f"{provider.name}: cannot listen on {host}:{port} ({exc.strerror})"
+    sock.set_inheritable(True)
+    return sock
 
 
 class _Ports:
@@ -172,13 +190,16 @@ def _config(provider: Provider, log_level: str) -> uvicorn.Config:
     )
 
 
-async def serve(providers: Sequence[Provider], *, log_level: str = "warning") -> None:
+async def serve(
+    providers: Sequence[Provider], *, log_level: str = "warning", strict: bool = False
+) -> None:
     """Serve every provider until SIGINT or SIGTERM.
 
-    Raises `PortInUse` before serving, and `PortFailed` once any port dies (after
-    stopping the others).
+    Raises `PortInUse` before serving (any taken port with `strict`, else only when no port
+    is free), and `PortFailed` once any port dies (after stopping the others).
     """
-    ports = _Ports(providers, bind(providers), log_level)
+    providers, sockets = bind(providers, strict=strict)
+    ports = _Ports(providers, sockets, log_level)
     guard_logs(Scrubber(s for p in providers for s in p.secrets))  # after uvicorn's logging set-up
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -198,6 +198,31 @@ def test_taken_port_is_one_clear_error(tmp_path: Path) -> None:
     assert "Traceback" not in result.stderr
 
 
+def test_a_taken_port_leaves_out_its_provider_and_serves_the_others(tmp_path: Path) -> None:
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        taken = holder.getsockname()[1]
+        free = free_ports(1)[0]
+        (tmp_path / "busy.yaml").write_text(f"port: {taken}\nbase_url: http://127.0.0.1:9/v1\n")
+        (tmp_path / "fine.yaml").write_text(f"port: {free}\nbase_url: http://127.0.0.1:9/v1\n")
+        gateway = Gateway([str(tmp_path)], {}, [free], tmp_path)
+        health = httpx.get(f"http://127.0.0.1:{free}/health", timeout=5)
+        log = gateway.stop()
+        strict = subprocess.run(
+            [sys.executable, "-m", "multiport", "serve", "--strict", str(tmp_path)],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+    assert health.json()["provider"] == "fine"
+    assert f"busy: cannot listen on 127.0.0.1:{taken}" in log
+    assert "not serving it" in log
+    assert strict.returncode == 1
+    assert f"busy: cannot listen on 127.0.0.1:{taken}" in strict.stderr
+
+
 def _mixed_providers(directory: Path) -> tuple[Path, list[int], Path]:
     """Two good provider files and one broken one (a wrong-typed value on line 4) that
     claims the port of one and the name of the other, and sorts first; returns (the
