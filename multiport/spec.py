@@ -251,7 +251,9 @@ class ProviderSpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_o
         dict[str, str | None],
         Meta(
             description="Headers sent with every upstream request; a name the gateway also "
-            "sends (`User-Agent`, `Accept` …) is replaced, whatever its case; `null` removes it."
+            "sends (`User-Agent`, `Accept` …) is replaced, whatever its case; `null` leaves "
+            "out the gateway's own value (an HTTP client may still add its default). A value "
+            "may be a template of `request_id` and `model`, e.g. `mp-{{ request_id }}`."
         ),
     ] = {}
     timeouts: Annotated[TimeoutsSpec, Meta(description="Upstream timeouts.")] = TimeoutsSpec()
