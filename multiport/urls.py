@@ -77,16 +77,25 @@ class HeaderTemplate:
         return self.template.render(request_id=request_id, model=model)
 
 
-def compile_header(value: str) -> tuple[HeaderTemplate | None, list[TemplateProblem]]:
-    """Compile a header value that holds a template."""
+def _compile(
+    env: jinja2.Environment, source: str, kind: str
+) -> tuple[jinja2.Template | None, list[TemplateProblem]]:
+    """Parse once, check, and compile the parsed tree."""
     try:
-        tree = _HEADER_ENV.parse(value)
+        tree = env.parse(source)
     except jinja2.TemplateSyntaxError as exc:
         return None, [TemplateProblem(exc.lineno or 1, f"template syntax error: {exc.message}")]
-    problems = static_problems(tree, "header", frozenset())
+    problems = static_problems(tree, kind, frozenset())
     if problems:
         return None, problems
-    return HeaderTemplate(_HEADER_ENV.from_string(value)), []
+    code = env.compile(tree)
+    return env.template_class.from_code(env, code, env.make_globals(None), None), []
+
+
+def compile_header(value: str) -> tuple[HeaderTemplate | None, list[TemplateProblem]]:
+    """Compile a header value that holds a template."""
+    template, problems = _compile(_HEADER_ENV, value, "header")
+    return (HeaderTemplate(template) if template is not None else None), problems
 
 
 @dataclass(frozen=True)
@@ -108,14 +117,9 @@ def compile_url(base: str, path: str) -> tuple[UrlTemplate | None, list[Template
     """Compile `path` (appended to `base`); problems carry their line in the path."""
     if "{{" not in path and "{%" not in path:
         return UrlTemplate(base, base + path, None), []
-    try:
-        tree = _ENV.parse(path)
-    except jinja2.TemplateSyntaxError as exc:
-        return None, [TemplateProblem(exc.lineno or 1, f"template syntax error: {exc.message}")]
-    problems = static_problems(tree, "url", frozenset())
-    if problems:
+    template, problems = _compile(_ENV, path, "url")
+    if template is None:
         return None, problems
-    template = _ENV.from_string(path)
     compiled = UrlTemplate(base, None, template)
     try:
         compiled.url("sample-model", True)

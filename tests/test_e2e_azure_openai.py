@@ -17,6 +17,7 @@ from .upstream_server import (
     ScriptedUpstream,
     Seen,
     chat_completion,
+    serving,
     text_chunks,
     tool_chunks,
 )
@@ -68,10 +69,7 @@ def azure(seen: Seen) -> Reply:
 
 @pytest.fixture(scope="module")
 def upstream() -> Iterator[ScriptedUpstream]:
-    server = ScriptedUpstream().start()
-    server.responder = azure
-    yield server
-    server.stop()
+    yield from serving(azure)
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,7 @@ import anthropic
 import pytest
 
 from .gateway import Gateway, provider_copy
-from .upstream_server import Reply, ScriptedUpstream, Seen
+from .upstream_server import Reply, ScriptedUpstream, Seen, serving
 
 KEY = "gemini-test-key-0123456789"
 MODEL = "gemini-2.5-pro"  # what claude-opus-* maps to
@@ -129,10 +129,7 @@ def gemini(seen: Seen) -> Reply:
 
 @pytest.fixture(scope="module")
 def upstream() -> Iterator[ScriptedUpstream]:
-    server = ScriptedUpstream().start()
-    server.responder = gemini
-    yield server
-    server.stop()
+    yield from serving(gemini)
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,7 @@ import json
 import socket
 import threading
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -295,3 +295,11 @@ def tool_chunks(
     chunks.append({"choices": [], "usage": {"prompt_tokens": 30, "completion_tokens": 9}})
     chunks.append("[DONE]")
     return chunks
+
+
+def serving(responder: Callable[[Seen], Reply]) -> Iterator[ScriptedUpstream]:
+    """A started upstream that answers every request with `responder`, stopped after."""
+    server = ScriptedUpstream().start()
+    server.responder = responder
+    yield server
+    server.stop()
