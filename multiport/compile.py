@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -20,6 +20,7 @@ from .loader import LoadedFile, find_provider_files, load_file
 from .mapping import Rule
 from .provider import CatalogPaths, Provider
 from .rehearse import rehearse
+from .routing import Router, compile_router
 from .spec import ProviderSpec
 from .urls import HeaderTemplate, UrlTemplate, compile_header, compile_url
 from .wire import Wire, compile_wire
@@ -34,6 +35,7 @@ class LoadResult:
     providers: list[Provider]
     problems: list[Problem]
     files: list[LoadedFile]
+    routers: list[Router] = field(default_factory=list)
 
     @property
     def errors(self) -> list[Problem]:
@@ -49,12 +51,49 @@ def load_providers(
     for path in files:
         loaded = load_file(path, environ)
         result.files.append(loaded)
-        provider = _compile(loaded, strict_env) if loaded.spec is not None else None
+        compiled = _compile_any(loaded, strict_env) if loaded.spec is not None else None
+        loaded.problems.sort(key=lambda p: (p.line, p.column))
         result.problems.extend(loaded.problems)
-        if provider is not None and not any(p.severity == "error" for p in loaded.problems):
-            result.providers.append(provider)
+        if compiled is not None and not any(p.severity == "error" for p in loaded.problems):
+            if isinstance(compiled, Router):
+                result.routers.append(compiled)
+            else:
+                result.providers.append(compiled)
     _cross_check(result)
+    _check_routes(result)
     return result
+
+
+def _compile_any(loaded: LoadedFile, strict_env: bool) -> Provider | Router | None:
+    spec = loaded.spec
+    assert spec is not None
+    if spec.router is None:
+        return _compile(loaded, strict_env)
+    for key in ("base_url", "catalog", "mappings"):
+        if getattr(spec, key):
+            loaded.problem((key,), f"a router has no upstream of its own: remove `{key}`")
+    return compile_router(loaded, spec.router, spec.host, spec.port)
+
+
+def _check_routes(result: LoadResult) -> None:
+    """Every candidate of every router names a provider that is served."""
+    served = {p.name for p in result.providers}
+    files = {str(f.path): f for f in result.files}
+    for router in list(result.routers):
+        loaded = files[router.file]
+        for rule in router.rules:
+            for j, candidate in enumerate(rule.candidates):
+                if candidate.provider not in served:
+                    known = ", ".join(sorted(served)) or "none"
+                    result.problems.append(
+                        loaded.problem(
+                            ("router", "rules", rule.index, "to", j),
+                            f"candidate {candidate} names provider `{candidate.provider}`, "
+                            f"which is not served; providers: {known}",
+                        )
+                    )
+        if any(p.severity == "error" and p.file == router.file for p in result.problems):
+            result.routers.remove(router)
 
 
 def _cross_check(result: LoadResult) -> None:
@@ -105,6 +144,9 @@ def _compile(loaded: LoadedFile, strict_env: bool) -> Provider | None:
             f"environment variable {', '.join(names)} is not set; export it, put it in an env_file, or write ${{VAR:-default}}",
             severity="error" if strict_env else "warning",
         )
+    if spec.base_url is None:
+        loaded.problem((), "missing required key `base_url`: the upstream's base URL")
+        return None
     base_ok = _check_url(loaded, ("base_url",), spec.base_url, "base_url")
     rules = _rules(loaded, spec)
     wire = compile_wire(loaded, spec)
@@ -257,7 +299,7 @@ def _catalog(loaded: LoadedFile, spec: ProviderSpec) -> CatalogPaths | None:
         return None
     url = catalog.url
     if url is not None and url.startswith("/"):
-        url = spec.base_url.rstrip("/") + url
+        url = (spec.base_url or "").rstrip("/") + url
     elif url is not None:
         _check_url(loaded, ("catalog", "url"), url, "catalog.url")
     items = _jsonpath(loaded, ("catalog", "items"), catalog.items)

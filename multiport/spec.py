@@ -12,6 +12,7 @@ import msgspec
 from msgspec import Meta
 
 from .options import OptionsSpec, ToolStreamSpec
+from .router_spec import RouterSpec
 
 __all__ = [
     "AuthSpec",
@@ -227,12 +228,12 @@ class ProviderSpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_o
 
     port: Annotated[Port, Meta(description="Port this provider listens on.")]
     base_url: Annotated[
-        str,
+        str | None,
         Meta(
             description="Upstream base URL, http or https, e.g. "
-            "`${OPENAI_BASE_URL:-https://api.openai.com/v1}`."
+            "`${OPENAI_BASE_URL:-https://api.openai.com/v1}`; required but in a router."
         ),
-    ]
+    ] = None
     name: Annotated[
         Annotated[str, Meta(pattern=r"^[a-z0-9][a-z0-9._-]*$")] | None,
         Meta(description="Provider name, lower case; defaults to the file name."),
@@ -266,3 +267,10 @@ class ProviderSpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_o
         dialect="openai-chat"
     )
     options: Annotated[OptionsSpec, Meta(description="Provider quirks.")] = OptionsSpec()
+    router: Annotated[
+        RouterSpec | None,
+        Meta(
+            description="Make this port a router over the other providers: no upstream of "
+            "its own, so no `base_url`, `wire`, `catalog` or `mappings`."
+        ),
+    ] = None
