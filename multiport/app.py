@@ -7,8 +7,8 @@ import contextlib
 import datetime as dt
 import logging
 import secrets
-from collections.abc import AsyncIterator
-from typing import Any
+from collections.abc import AsyncIterator, Mapping
+from typing import Any, Protocol
 
 import msgspec
 from litestar import Litestar, Request, Response, get, head, post
@@ -18,7 +18,7 @@ from litestar.types import ExceptionHandlersMap
 
 from . import __version__
 from .catalog import Catalog
-from .engine import Engine
+from .engine import Answer, Engine
 from .errors import ApiError, UpstreamError, error_type_for_status
 from .provider import Provider
 from .scrub import Scrubber, clean, error_body
@@ -80,8 +80,21 @@ def _http_error_message(request: Request[Any, Any, Any], exc: HTTPException) -> 
     return str(exc.detail)
 
 
-def _exception_handlers(engine: Engine) -> ExceptionHandlersMap:
-    """Error bodies for every failure; each passes the request's scrubber."""
+class Port(Protocol):
+    """What a port's shared routes need: a provider's engine, or a router's."""
+
+    @property
+    def name(self) -> str: ...
+
+    def scrubber_for(self, client_headers: Mapping[str, str]) -> Scrubber: ...
+
+    async def messages(
+        self, body: bytes, client_headers: Mapping[str, str], request_id: str = ""
+    ) -> Answer: ...
+
+
+def exception_handlers(engine: Port) -> ExceptionHandlersMap:
+    """Error bodies for every failure of a port; each passes the request's scrubber."""
 
     def api_error(request: Request[Any, Any, Any], exc: ApiError) -> Response[bytes]:
         retry_after = getattr(exc, "retry_after", None)
@@ -91,7 +104,7 @@ def _exception_handlers(engine: Engine) -> ExceptionHandlersMap:
             # The gateway's or the upstream's fault: the operator needs to see it.
             log.warning(
                 "%s %s: %s %s answered %d: %s",
-                engine.provider.name,
+                engine.name,
                 _id_of(request),
                 request.method,
                 request.url.path,
@@ -118,7 +131,7 @@ def _exception_handlers(engine: Engine) -> ExceptionHandlersMap:
         detail = clean(" ".join(str(exc).split()), scrub)
         log.error(
             "%s %s: unexpected %s on %s %s: %s",
-            engine.provider.name,
+            engine.name,
             _id_of(request),
             type(exc).__name__,
             request.method,
@@ -131,22 +144,39 @@ def _exception_handlers(engine: Engine) -> ExceptionHandlersMap:
     return {ApiError: api_error, HTTPException: http_error, Exception: unexpected}
 
 
-def create_app(provider: Provider, *, transport: Any = None) -> Litestar:
-    """One Litestar app serving one provider."""
-    upstream = Upstream(provider, transport)
-    catalog = Catalog(provider)
-    engine = Engine(provider, upstream, catalog)
+def shared_routes(port: Port) -> list[Any]:
+    """`POST /v1/messages` and the probes, the same on every port."""
 
     @post("/v1/messages", status_code=200)
     async def messages(request: Request[Any, Any, Any]) -> Response[bytes] | Stream:
         request_id = request.state.request_id = _request_id()
-        answer = await engine.messages(await request.body(), request.headers, request_id)
+        answer = await port.messages(await request.body(), request.headers, request_id)
         headers = {"request-id": request_id, **answer.headers}
         if answer.stream is not None:
             headers["cache-control"] = "no-cache"
             return Stream(answer.stream, media_type="text/event-stream", headers=headers)
         assert answer.body is not None
         return Response(answer.body, media_type="application/json", headers=headers)
+
+    @head("/")
+    async def probe() -> None:
+        return None
+
+    @get("/")
+    async def root() -> Response[bytes]:
+        return Response(
+            _encode({"provider": port.name, "version": __version__}),
+            media_type="application/json",
+        )
+
+    return [messages, probe, root]
+
+
+def create_app(provider: Provider, *, transport: Any = None) -> Litestar:
+    """One Litestar app serving one provider."""
+    upstream = Upstream(provider, transport)
+    catalog = Catalog(provider)
+    engine = Engine(provider, upstream, catalog)
 
     @post("/v1/messages/count_tokens", status_code=200)
     async def count_tokens(request: Request[Any, Any, Any]) -> Response[bytes]:
@@ -166,17 +196,6 @@ def create_app(provider: Provider, *, transport: Any = None) -> Litestar:
     async def info() -> Response[bytes]:
         return Response(_encode(_info(engine)), media_type="application/json")
 
-    @head("/")
-    async def probe() -> None:
-        return None
-
-    @get("/")
-    async def root() -> Response[bytes]:
-        return Response(
-            _encode({"provider": provider.name, "version": __version__}),
-            media_type="application/json",
-        )
-
     @contextlib.asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         task = asyncio.create_task(catalog.run(upstream), name=f"catalog-{provider.name}")
@@ -189,8 +208,8 @@ def create_app(provider: Provider, *, transport: Any = None) -> Litestar:
             await upstream.aclose()
 
     app = Litestar(
-        route_handlers=[messages, count_tokens, models, health, info, probe, root],
-        exception_handlers=_exception_handlers(engine),
+        route_handlers=[*shared_routes(engine), count_tokens, models, health, info],
+        exception_handlers=exception_handlers(engine),
         lifespan=[lifespan],
         openapi_config=None,
         logging_config=None,

@@ -52,6 +52,10 @@ def _summary(result: LoadResult) -> dict[str, object]:
             }
             for p in result.providers
         ],
+        "routers": [
+            {"name": r.name, "file": r.file, "port": r.port, "host": r.host, "rules": len(r.rules)}
+            for r in result.routers
+        ],
         "problems": [
             {
                 "file": p.file,
@@ -77,12 +81,15 @@ def _cmd_validate(args: argparse.Namespace) -> int:
         print(
             f"ok  {provider.name:<16} port {provider.spec.port:<5}  dialect {provider.wire.dialect:<12} {provider.file}"
         )
+    for router in result.routers:
+        print(
+            f"ok  {router.name:<16} port {router.port:<5}  router  {len(router.rules)} rule(s)  {router.file}"
+        )
     errors = len(result.errors)
     warnings = len(result.problems) - errors
     files = len(result.files)
-    print(
-        f"{files} file(s), {len(result.providers)} valid provider(s), {errors} error(s), {warnings} warning(s)"
-    )
+    valid = len(result.providers) + len(result.routers)
+    print(f"{files} file(s), {valid} valid provider(s), {errors} error(s), {warnings} warning(s)")
     return 1 if errors else 0
 
 

@@ -15,6 +15,7 @@ from .compile import LoadResult, load_providers
 from .errors import Problem
 from .loader import LoadedFile
 from .provider import Provider
+from .routing import Router
 
 __all__ = ["register"]
 
@@ -91,12 +92,14 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         datefmt="%H:%M:%S",
     )
     logging.getLogger("multiport").setLevel(logging.INFO)
-    providers = _to_serve(args)
-    if isinstance(providers, int):
-        return providers
+    chosen = _to_serve(args)
+    if isinstance(chosen, int):
+        return chosen
     from .server import PortFailed, PortInUse, serve
 
-    main = serve(providers, log_level="info" if args.verbose else "warning", strict=args.strict)
+    providers, routers = chosen
+    level = "info" if args.verbose else "warning"
+    main = serve(providers, routers=routers, log_level=level, strict=args.strict)
     try:
         with contextlib.suppress(KeyboardInterrupt):
             if os.environ.get("MULTIPORT_LOOP", "uvloop") == "uvloop":
@@ -113,8 +116,8 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def _to_serve(args: argparse.Namespace) -> list[Provider] | int:
-    """The providers to serve, or the exit status when there is none."""
+def _to_serve(args: argparse.Namespace) -> tuple[list[Provider], list[Router]] | int:
+    """The providers and routers to serve, or the exit status when there is none."""
     left_out: list[LoadedFile] = []
     if args.strict:
         result = _load([args.dir], args.only)
@@ -122,9 +125,9 @@ def _to_serve(args: argparse.Namespace) -> list[Provider] | int:
             return 1
     else:
         result, left_out = _load_servable([args.dir], args.only)
-    providers = result.providers
+    providers, routers = result.providers, result.routers
     if args.only:
-        known = {p.name for p in providers} | {f.name for f in left_out}
+        known = {p.name for p in providers} | {r.name for r in routers} | {f.name for f in left_out}
         unknown = sorted(set(args.only) - known)
         if unknown:
             print(
@@ -133,10 +136,11 @@ def _to_serve(args: argparse.Namespace) -> list[Provider] | int:
             )
             return 2
         providers = [p for p in providers if p.name in args.only]
-    if not providers:
+        routers = [r for r in routers if r.name in args.only]
+    if not providers and not routers:
         print("multiport: no provider to serve", file=sys.stderr)
         return 1
-    return providers
+    return providers, routers
 
 
 def _table(rows: list[list[str]]) -> str:

@@ -76,10 +76,10 @@ def _compile_any(loaded: LoadedFile, strict_env: bool) -> Provider | Router | No
 
 
 def _check_routes(result: LoadResult) -> None:
-    """Every candidate of every router names a provider that is served."""
+    """A router's candidate on a provider that is not served is skipped: say so."""
     served = {p.name for p in result.providers}
     files = {str(f.path): f for f in result.files}
-    for router in list(result.routers):
+    for router in result.routers:
         loaded = files[router.file]
         for rule in router.rules:
             for j, candidate in enumerate(rule.candidates):
@@ -89,11 +89,10 @@ def _check_routes(result: LoadResult) -> None:
                         loaded.problem(
                             ("router", "rules", rule.index, "to", j),
                             f"candidate {candidate} names provider `{candidate.provider}`, "
-                            f"which is not served; providers: {known}",
+                            f"which is not served (providers: {known}); it will be skipped",
+                            severity="warning",
                         )
                     )
-        if any(p.severity == "error" and p.file == router.file for p in result.problems):
-            result.routers.remove(router)
 
 
 def _cross_check(result: LoadResult) -> None:

@@ -97,6 +97,10 @@ class Engine:
         }
         self._base_headers = merge_headers(defaults, provider.upstream_headers)
 
+    @property
+    def name(self) -> str:
+        return self.provider.name
+
     def scrubber_for(self, client_headers: Mapping[str, str]) -> Scrubber:
         """The provider's secrets and the key this client sent."""
         return self.scrubber.with_secret(client_key(client_headers))
@@ -152,17 +156,38 @@ class Engine:
     async def messages(
         self, body: bytes, client_headers: Mapping[str, str], request_id: str = ""
     ) -> Answer:
-        scrub = self.scrubber_for(client_headers)
+        """Answer a client's `POST /v1/messages`, the upstream model picked by the mappings."""
         if self.provider.wire.passthrough:
             # An Anthropic upstream reads the body itself; only what routing needs is read.
             light = decode_passthrough(body)
-            target = self._target(light.model)
-            headers = self._headers(client_headers, target, request_id)
-            label = f"{self.provider.name} {request_id}".rstrip()
-            return await self._passthrough(body, light, target, headers, scrub, label)
+            return await self.forward(
+                body, light, self._target(light.model), client_headers, request_id
+            )
         request = decode_messages(body)
-        target = self._target(request.model)
+        return await self.forward(
+            body, request, self._target(request.model), client_headers, request_id
+        )
+
+    async def forward(
+        self,
+        body: bytes,
+        request: MessagesRequest | PassthroughRequest,
+        target: str,
+        client_headers: Mapping[str, str],
+        request_id: str = "",
+    ) -> Answer:
+        """Answer `request` with the upstream model `target` (a mapping or a router chose it).
+
+        Raises before the first byte when the upstream fails, so a caller may try another.
+        """
+        scrub = self.scrubber_for(client_headers)
         headers = self._headers(client_headers, target, request_id)
+        label = f"{self.provider.name} {request_id}".rstrip()
+        if self.provider.wire.passthrough:
+            light = PassthroughRequest(model=request.model, stream=request.stream)
+            return await self._passthrough(body, light, target, headers, scrub, label)
+        if not isinstance(request, MessagesRequest):
+            request = decode_messages(body)
         upstream_stream = request.stream and self._spec_options.can_stream
         call = self._translate(request, target, headers, scrub, upstream_stream)
         extra = (
@@ -171,7 +196,6 @@ class Engine:
             else {}
         )
         if upstream_stream:
-            label = f"{self.provider.name} {request_id}".rstrip()
             return Answer(stream=await self._stream(call, label), headers=extra)
         answer = await self._complete(call)
         state = self._state(call)

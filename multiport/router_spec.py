@@ -21,7 +21,8 @@ class RouteWhenSpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_
         Meta(description="Claude Code's small background model (a `haiku` name) is asked."),
     ] = None
     thinking: Annotated[
-        bool | None, Meta(description="The request asks for extended thinking.")
+        bool | None,
+        Meta(description="The request asks for extended thinking with a budget (`enabled`)."),
     ] = None
     min_input_tokens: Annotated[
         Annotated[int, Meta(ge=1)] | None,

@@ -82,7 +82,8 @@ class Router:
 
 def features_of(request: MessagesRequest) -> Features:
     """The features rules read, from a decoded request."""
-    thinking = request.thinking is not None and request.thinking.type != "disabled"
+    # Claude Code sends `adaptive` with every request: only an explicit budget counts.
+    thinking = request.thinking is not None and request.thinking.type == "enabled"
     images = any(
         isinstance(block, ImageBlock)
         for message in request.messages

@@ -8,15 +8,19 @@ import logging
 import signal
 import socket
 from collections.abc import Generator, Sequence
+from dataclasses import dataclass
+from typing import Any
 
 import uvicorn
 
 from .app import create_app
 from .errors import MultiportError
 from .provider import Provider
+from .router_app import create_router_app
+from .routing import Router
 from .scrub import Scrubber, guard_logs
 
-__all__ = ["PortFailed", "PortInUse", "bind", "serve"]
+__all__ = ["Listener", "PortFailed", "PortInUse", "bind", "listeners", "serve"]
 
 log = logging.getLogger("multiport")
 
@@ -55,41 +59,57 @@ def _failure(task: asyncio.Task[None], stopping: bool) -> BaseException | None:
     return exc
 
 
-def _announce(provider: Provider) -> None:
-    """Log one line for a port that serves."""
+@dataclass(frozen=True)
+class Listener:
+    """One port to serve: its address, its app, and the line logged once it serves."""
+
+    name: str
+    host: str
+    port: int
+    summary: str
+    app: Any
+
+
+def _provider_listener(provider: Provider) -> Listener:
     missing = (
         f"  (credentials missing: set {', '.join(provider.missing_credentials)})"
         if provider.missing_credentials
         else ""
     )
-    log.info(
-        "%-14s http://%s:%d → %s (%s)%s",
-        provider.name,
-        provider.spec.host,
-        provider.spec.port,
-        provider.base_url,
-        provider.wire.dialect,
-        missing,
-    )
+    summary = f"{provider.base_url} ({provider.wire.dialect}){missing}"
+    spec = provider.spec
+    return Listener(provider.name, spec.host, spec.port, summary, create_app(provider))
+
+
+def listeners(providers: Sequence[Provider], routers: Sequence[Router] = ()) -> list[Listener]:
+    """Every port's listener; routers reach the engines of the providers served with them."""
+    served = [_provider_listener(p) for p in providers]
+    engines = {item.name: item.app.state.engine for item in served}
+    for router in routers:
+        rules = len(router.rules)
+        summary = f"router over {', '.join(sorted(engines))} ({rules} rule(s))"
+        app = create_router_app(router, engines)
+        served.append(Listener(router.name, router.host, router.port, summary, app))
+    return served
 
 
 def bind(
-    providers: Sequence[Provider], *, strict: bool = True
-) -> tuple[list[Provider], list[socket.socket]]:
-    """Bind every port before serving any; the providers bound and their sockets.
+    ports: Sequence[Listener], *, strict: bool = True
+) -> tuple[list[Listener], list[socket.socket]]:
+    """Bind every port before serving any; the listeners bound and their sockets.
 
     A taken port is one clear line. With `strict`, or when no port could be bound, it is
-    an error (`PortInUse`); otherwise that provider is left out and the others served.
+    an error (`PortInUse`); otherwise that port is left out and the others served.
     """
-    bound: list[Provider] = []
+    bound: list[Listener] = []
     sockets: list[socket.socket] = []
     problems = []
-    for provider in providers:
-        sock = _listen(provider)
+    for listener in ports:
+        sock = _listen(listener)
         if isinstance(sock, str):
             problems.append(sock)
             continue
-        bound.append(provider)
+        bound.append(listener)
         sockets.append(sock)
     if problems and (strict or not bound):
         for sock in sockets:
@@ -102,9 +122,9 @@ def bind(
     return bound, sockets
 
 
-def _listen(provider: Provider) -> socket.socket | str:
-    """A socket bound to the provider's port, or why there is none."""
-    host, port = provider.spec.host, provider.spec.port
+def _listen(listener: Listener) -> socket.socket | str:
+    """A socket bound to the listener's port, or why there is none."""
+    host, port = listener.host, listener.port
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -112,7 +132,7 @@ def _listen(provider: Provider) -> socket.socket | str:
         sock.bind((host, port))
     except OSError as exc:
         sock.close()
-        return f"{provider.name}: cannot listen on {host}:{port} ({exc.strerror})"
+        return f"{listener.name}: cannot listen on {host}:{port} ({exc.strerror})"
     sock.set_inheritable(True)
     return sock
 
@@ -121,14 +141,14 @@ class _Ports:
     """Every provider's uvicorn server on its bound socket, stopped together."""
 
     def __init__(
-        self, providers: Sequence[Provider], sockets: list[socket.socket], log_level: str
+        self, ports: Sequence[Listener], sockets: list[socket.socket], log_level: str
     ) -> None:
-        self.providers = providers
+        self.ports = ports
         self.sockets = sockets
-        self.servers = [_Server(_config(p, log_level)) for p in providers]
+        self.servers = [_Server(_config(p.app, log_level)) for p in ports]
         self.stopping = False
-        self.failures: list[tuple[Provider, BaseException]] = []
-        self.tasks: dict[asyncio.Task[None], Provider] = {}
+        self.failures: list[tuple[Listener, BaseException]] = []
+        self.tasks: dict[asyncio.Task[None], Listener] = {}
 
     def stop(self) -> None:
         self.stopping = True
@@ -138,13 +158,19 @@ class _Ports:
     async def run(self) -> None:
         self.tasks = {
             asyncio.create_task(_serve_port(s, sock), name=p.name): p
-            for s, sock, p in zip(self.servers, self.sockets, self.providers, strict=True)
+            for s, sock, p in zip(self.servers, self.sockets, self.ports, strict=True)
         }
         while not all(s.started for s in self.servers) and not any(t.done() for t in self.tasks):  # noqa: ASYNC110
             await asyncio.sleep(0.01)
-        for provider, server in zip(self.providers, self.servers, strict=True):
+        for listener, server in zip(self.ports, self.servers, strict=True):
             if server.started:
-                _announce(provider)
+                log.info(
+                    "%-14s http://%s:%d → %s",
+                    listener.name,
+                    listener.host,
+                    listener.port,
+                    listener.summary,
+                )
         pending = set(self.tasks)
         while pending:
             done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
@@ -155,16 +181,16 @@ class _Ports:
         exc = _failure(task, self.stopping)
         if exc is None:
             return
-        provider = self.tasks[task]
+        listener = self.tasks[task]
         log.error(
             "%s: the port %s:%d failed, stopping every port: %s: %s",
-            provider.name,
-            provider.spec.host,
-            provider.spec.port,
+            listener.name,
+            listener.host,
+            listener.port,
             type(exc).__name__,
             exc,
         )
-        self.failures.append((provider, exc))
+        self.failures.append((listener, exc))
         self.stop()
 
     async def close(self) -> None:
@@ -179,9 +205,9 @@ class _Ports:
             sock.close()  # a port that died before listening still holds its socket
 
 
-def _config(provider: Provider, log_level: str) -> uvicorn.Config:
+def _config(app: Any, log_level: str) -> uvicorn.Config:
     return uvicorn.Config(
-        create_app(provider),
+        app,
         log_level=log_level,
         access_log=log_level == "info",  # -v: one line per request
         lifespan="on",
@@ -191,15 +217,19 @@ def _config(provider: Provider, log_level: str) -> uvicorn.Config:
 
 
 async def serve(
-    providers: Sequence[Provider], *, log_level: str = "warning", strict: bool = False
+    providers: Sequence[Provider],
+    *,
+    routers: Sequence[Router] = (),
+    log_level: str = "warning",
+    strict: bool = False,
 ) -> None:
     """Serve every provider until SIGINT or SIGTERM.
 
     Raises `PortInUse` before serving (any taken port with `strict`, else only when no port
     is free), and `PortFailed` once any port dies (after stopping the others).
     """
-    providers, sockets = bind(providers, strict=strict)
-    ports = _Ports(providers, sockets, log_level)
+    bound, sockets = bind(listeners(providers, routers), strict=strict)
+    ports = _Ports(bound, sockets, log_level)
     guard_logs(Scrubber(s for p in providers for s in p.secrets))  # after uvicorn's logging set-up
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

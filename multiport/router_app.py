@@ -1,0 +1,110 @@
+"""The Litestar app of a router port: the shared routes, and what a router reports."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import msgspec
+from litestar import Litestar, Request, Response, get, post
+
+from .anthropic_wire import decode_count
+from .app import CLAUDE_ALIASES, exception_handlers, shared_routes
+from .engine import Engine
+from .fallback import RouterEngine
+from .routing import Router, features_of
+from .tokens import estimate_tokens
+
+__all__ = ["create_router_app"]
+
+_encode = msgspec.json.Encoder().encode
+
+
+def create_router_app(router: Router, engines: Mapping[str, Engine]) -> Litestar:
+    """One Litestar app routing over the other providers' engines (same process)."""
+    port = RouterEngine(router, engines)
+
+    @post("/v1/messages/count_tokens", status_code=200)
+    async def count_tokens(request: Request[Any, Any, Any]) -> Response[bytes]:
+        counted = decode_count(await request.body())
+        tokens = estimate_tokens(counted.system, counted.messages, counted.tools)
+        return Response(_encode({"input_tokens": tokens}), media_type="application/json")
+
+    @get("/v1/models")
+    async def models() -> Response[bytes]:
+        return Response(_encode(_models(router)), media_type="application/json")
+
+    @get("/health")
+    async def health() -> Response[bytes]:
+        body = {
+            "status": "ok",
+            "provider": router.name,
+            "router": True,
+            "candidates": port.breaker.report(),
+        }
+        return Response(_encode(body), media_type="application/json")
+
+    @get("/info")
+    async def info() -> Response[bytes]:
+        return Response(_encode(_info(port)), media_type="application/json")
+
+    app = Litestar(
+        route_handlers=[*shared_routes(port), count_tokens, models, health, info],
+        exception_handlers=exception_handlers(port),
+        openapi_config=None,
+        logging_config=None,
+        request_max_body_size=64 * 1024 * 1024,
+    )
+    app.state.router = port
+    return app
+
+
+def _models(router: Router) -> dict[str, Any]:
+    """The claude aliases, then every candidate the rules reach, once each."""
+    ids = list(CLAUDE_ALIASES)
+    for rule in router.rules:
+        ids += [str(c) for c in rule.candidates if str(c) not in ids]
+    data = [
+        {"type": "model", "id": i, "display_name": i, "created_at": "1970-01-01T00:00:00Z"}
+        for i in ids
+    ]
+    return {"data": data, "has_more": False, "first_id": ids[0], "last_id": ids[-1]}
+
+
+def _info(port: RouterEngine) -> dict[str, Any]:
+    router = port.router
+    return {
+        "provider": router.name,
+        "router": True,
+        "file": router.file,
+        "listen": f"http://{router.host}:{router.port}",
+        "rules": [
+            {
+                "name": r.name,
+                "when": msgspec.to_builtins(r.when),
+                "to": [str(c) for c in r.candidates],
+            }
+            for r in router.rules
+        ],
+        "candidates": port.breaker.report(),
+    }
+
+
+def explain(router: Router, request_body: bytes) -> dict[str, Any]:
+    """Which rule a request meets and its candidates (for `multiport route`)."""
+    from .anthropic_wire import decode_messages
+
+    features = features_of(decode_messages(request_body))
+    rule = router.pick(features)
+    return {
+        "features": {
+            "model": features.model,
+            "background": features.background,
+            "thinking": features.thinking,
+            "input_tokens": features.input_tokens,
+            "images": features.images,
+            "web_search": features.web_search,
+        },
+        "rule": rule.name if rule else None,
+        "candidates": [str(c) for c in rule.candidates] if rule else [],
+    }
