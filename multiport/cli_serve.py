@@ -143,6 +143,34 @@ def _to_serve(args: argparse.Namespace) -> tuple[list[Provider], list[Router]] |
     return providers, routers
 
 
+def _route_router(args: argparse.Namespace, router: Router, served: set[str]) -> int:
+    """Explain a router's choice for a model name, or for a whole request (`--body`)."""
+    from .router_app import explain
+
+    if args.body:
+        with open(args.body, "rb") as file:
+            body = file.read()
+    else:
+        message = {"role": "user", "content": "hi"}
+        body = json.dumps({"model": args.model, "max_tokens": 1, "messages": [message]}).encode()
+    report = explain(router, body)
+    report["candidates"] = [
+        {"candidate": c, "served": c.partition("/")[0] in served} for c in report["candidates"]
+    ]
+    if args.format == "json":
+        print(json.dumps(report, indent=2))
+        return 0
+    features = ", ".join(f"{k}={v}" for k, v in report["features"].items())
+    print(f"router     {router.name}")
+    print(f"request    {features}")
+    print(f"rule       {report['rule'] or 'none matches'}")
+    for c in report["candidates"]:
+        note = "" if c["served"] else "  (provider not served: skipped)"
+        print(f"candidate  {c['candidate']}{note}")
+    print("then       each in order until one answers; open circuits are skipped (see /health)")
+    return 0
+
+
 def _table(rows: list[list[str]]) -> str:
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     return "\n".join(
@@ -202,6 +230,10 @@ def _cmd_models(args: argparse.Namespace) -> int:
 
 
 def _cmd_route(args: argparse.Namespace) -> int:
+    result = _load([args.dir])
+    router = next((r for r in result.routers if r.name == args.name), None) if result else None
+    if router is not None and result is not None:
+        return _route_router(args, router, {p.name for p in result.providers})
     provider = _one(args.dir, args.name)
     if provider is None:
         return 1
@@ -293,11 +325,22 @@ def register(commands: Any) -> None:
         help="explain how a model name is routed",
         description="Explain which mapping rule a model name matches, its candidates in "
         "order, which the catalog has, and the final target.",
-        epilog="example:\n  multiport route github-models claude-haiku-5-5",
+        epilog="examples:\n  multiport route github-models claude-haiku-5-5\n"
+        "  multiport route router claude-haiku-5-5\n"
+        "  multiport route router --body request.json",
         formatter_class=_RAW,
     )
-    route.add_argument("name", metavar="NAME", help="provider name")
-    route.add_argument("model", metavar="MODEL", help="model name as a client sends it")
+    route.add_argument("name", metavar="NAME", help="provider or router name")
+    route.add_argument(
+        "model",
+        metavar="MODEL",
+        nargs="?",
+        default="claude-sonnet-5-5",
+        help="model name as a client sends it",
+    )
+    route.add_argument(
+        "--body", metavar="FILE", help="a router only: a whole JSON request to explain"
+    )
     route.add_argument("--dir", default="providers.d", help="folder of provider files")
     route.add_argument("--format", choices=("text", "json"), default="text")
     route.set_defaults(run=_cmd_route)

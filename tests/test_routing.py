@@ -1,0 +1,101 @@
+"""The shipped router's rules: each kind of request reaches its rule's candidates."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from multiport.cli import main
+from multiport.compile import load_providers
+from multiport.router_app import explain
+from multiport.routing import Router
+
+from .conftest import PROVIDERS_DIR
+
+PNG = {"type": "base64", "media_type": "image/png", "data": "iVBORw0KGgo="}
+KINDS: dict[str, tuple[dict[str, Any], str, str]] = {
+    "background": (
+        {"model": "claude-haiku-5-5"},
+        "background",
+        "github-models/openai/gpt-4.1-mini",
+    ),
+    "web-search": (
+        {"tools": [{"type": "web_search_20250305", "name": "web_search", "max_uses": 2}]},
+        "web-search",
+        "anthropic/claude-sonnet-4-5",
+    ),
+    "long-context": (
+        {"messages": [{"role": "user", "content": "word " * 100_000}]},
+        "long-context",
+        "gemini/gemini-2.5-pro",
+    ),
+    "think": (
+        {"thinking": {"type": "enabled", "budget_tokens": 4096}},
+        "think",
+        "deepseek/deepseek-reasoner",
+    ),
+    "image": (
+        {"messages": [{"role": "user", "content": [{"type": "image", "source": PNG}]}]},
+        "image",
+        "github-models/openai/gpt-4.1",
+    ),
+    # Claude Code asks for adaptive thinking on every request: that is no `think` request.
+    "default": ({"thinking": {"type": "adaptive"}}, "default", "github-models/openai/gpt-4.1"),
+}
+
+
+def _router() -> Router:
+    result = load_providers([str(PROVIDERS_DIR)], {})
+    [router] = result.routers
+    return router
+
+
+def _body(extra: dict[str, Any]) -> bytes:
+    base = {
+        "model": "claude-sonnet-5-5",
+        "max_tokens": 10,
+        "messages": [{"role": "user", "content": "hi"}],
+    }
+    return json.dumps({**base, **extra}).encode()
+
+
+@pytest.mark.parametrize("kind", sorted(KINDS))
+def test_each_kind_of_request_reaches_its_rule(kind: str) -> None:
+    extra, rule, first = KINDS[kind]
+    report = explain(_router(), _body(extra))
+    assert report["rule"] == rule
+    assert report["candidates"][0] == first
+
+
+@pytest.mark.parametrize("kind", sorted(KINDS))
+def test_route_prints_the_path_of_a_request(
+    kind: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    extra, rule, first = KINDS[kind]
+    (tmp_path / "request.json").write_bytes(_body(extra))
+    assert (
+        main(
+            [
+                "route",
+                "router",
+                "--dir",
+                str(PROVIDERS_DIR),
+                "--body",
+                str(tmp_path / "request.json"),
+            ]
+        )
+        == 0
+    )
+    out = capsys.readouterr().out
+    assert f"rule       {rule}\n" in out
+    assert f"candidate  {first}" in out
+
+
+def test_every_shipped_candidate_names_a_shipped_provider() -> None:
+    result = load_providers([str(PROVIDERS_DIR)], {})
+    served = {p.name for p in result.providers}
+    [router] = result.routers
+    assert {c.provider for r in router.rules for c in r.candidates} <= served
