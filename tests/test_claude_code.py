@@ -14,7 +14,7 @@ import pytest
 
 from .conftest import ROOT
 from .gateway import Gateway, provider_copy
-from .upstream_server import Reply, ScriptedUpstream, Seen, text_chunks, tool_chunks
+from .upstream_server import Reply, ScriptedUpstream, Seen, free_ports, text_chunks, tool_chunks
 
 CLAUDE = Path(
     os.environ.get("MULTIPORT_CLAUDE", ROOT / ".ci" / "claude" / "node_modules" / ".bin" / "claude")
@@ -136,3 +136,61 @@ def test_model_aliases_reach_mapped_targets(
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == f"model {target}"
     assert {s.body["model"] for s in upstream.seen if s.method == "POST"} == {target}
+
+
+@pytest.fixture(scope="module")
+def router_gateway(
+    upstream: ScriptedUpstream, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Gateway]:
+    """A router whose first candidate always answers 503; the second is openai.yaml."""
+    failing = ScriptedUpstream().start()
+    failing.responder = lambda seen: Reply(status=503, json={"error": {"message": "overloaded"}})
+    tmp = tmp_path_factory.mktemp("cc-router")
+    openai_yaml, openai_port = provider_copy("openai", tmp)
+    down_port, router_port = free_ports(2)
+    folder = openai_yaml.parent
+    (folder / "down.yaml").write_text(
+        f"port: {down_port}\nbase_url: {failing.url}/v1\nauth:\n  value: Bearer sk-down-0123456789\n"
+    )
+    (folder / "router.yaml").write_text(
+        f"port: {router_port}\nrouter:\n  rules:\n    - to: [down/gpt-4.1, openai/gpt-4.1]\n"
+        "  retry: {attempts: 1}\n"
+    )
+    env = {
+        "OPENAI_BASE_URL": upstream.url + "/v1",
+        "OPENAI_API_KEY": "sk-cc-upstream",
+        "MULTIPORT_CACHE_DIR": str(tmp),
+    }
+    ports = [router_port, openai_port, down_port]
+    gw = Gateway([str(folder), "--only", "openai", "down", "router"], env, ports, tmp)
+    gw.failing = failing  # type: ignore[attr-defined]
+    yield gw
+    assert "Traceback" not in gw.stop()
+    failing.stop()
+
+
+def test_read_tool_round_trip_through_the_router_while_the_first_candidate_fails(
+    router_gateway: Gateway, upstream: ScriptedUpstream, tmp_path: Path
+) -> None:
+    secret = tmp_path / "hello.txt"
+    secret.write_text("The secret word is cherry.\n")
+
+    def respond(seen: Seen) -> Reply:
+        last = seen.body["messages"][-1]
+        if last["role"] == "tool":
+            return Reply(sse=text_chunks("The file says: " + last["content"].strip()))
+        return Reply(
+            sse=tool_chunks("Read", json.dumps({"file_path": str(secret)}), call_id="call_read_2")
+        )
+
+    upstream.reset()
+    upstream.responder = respond
+    try:
+        result = claude(router_gateway, tmp_path, "read hello.txt")
+    finally:
+        upstream.responder = None
+    assert result.returncode == 0, result.stderr
+    assert "The secret word is cherry." in result.stdout
+    failing: ScriptedUpstream = router_gateway.failing  # type: ignore[attr-defined]
+    assert any(s.method == "POST" for s in failing.seen)  # the first candidate was tried
+    assert "cherry" in upstream.seen[-1].body["messages"][-1]["content"]
