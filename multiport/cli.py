@@ -144,13 +144,20 @@ def _parser() -> argparse.ArgumentParser:
     from . import cli_serve  # the serving commands live apart: they import the web stack
 
     cli_serve.register(commands)
+    from . import cli_code
+
+    cli_code.register(commands)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
     parser = _parser()
-    args = parser.parse_args(argv)
+    words = list(sys.argv[1:] if argv is None else argv)
+    # Everything after `--` belongs to the program a command runs (`multiport code -- -p hi`).
+    cut = words.index("--") if "--" in words else len(words)
+    args = parser.parse_args(words[:cut])
+    args.passthrough_args = words[cut + 1 :]
     if not getattr(args, "run", None):
         parser.print_help()
         return 2
