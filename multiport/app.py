@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import datetime as dt
 import logging
 import secrets
 from collections.abc import AsyncIterator, Mapping
@@ -17,6 +16,7 @@ from litestar.response import Stream
 from litestar.types import ExceptionHandlersMap
 
 from . import __version__
+from .app_reports import CLAUDE_ALIASES, health_report, info_report, model_list
 from .catalog import Catalog
 from .engine import Answer, Engine
 from .errors import ApiError, UpstreamError, error_type_for_status
@@ -28,16 +28,6 @@ __all__ = ["CLAUDE_ALIASES", "create_app"]
 
 log = logging.getLogger("multiport.app")
 _encode = msgspec.json.Encoder().encode
-
-# Model names Claude Code offers; /v1/models lists those the mappings resolve.
-CLAUDE_ALIASES = (
-    "claude-opus-5-5",
-    "claude-sonnet-5-5",
-    "claude-haiku-5-5",
-    "claude-opus-4-8",
-    "claude-sonnet-4-5",
-    "claude-haiku-4-5",
-)
 
 
 def _request_id() -> str:
@@ -186,15 +176,15 @@ def create_app(provider: Provider, *, transport: Any = None) -> Litestar:
 
     @get("/v1/models")
     async def models(request: Request[Any, Any, Any]) -> Response[bytes]:
-        return Response(_encode(_model_list(engine, request)), media_type="application/json")
+        return Response(_encode(model_list(engine, request)), media_type="application/json")
 
     @get("/health")
     async def health() -> Response[bytes]:
-        return Response(_encode(_health(engine)), media_type="application/json")
+        return Response(_encode(health_report(engine)), media_type="application/json")
 
     @get("/info")
     async def info() -> Response[bytes]:
-        return Response(_encode(_info(engine)), media_type="application/json")
+        return Response(_encode(info_report(engine)), media_type="application/json")
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
@@ -217,109 +207,3 @@ def create_app(provider: Provider, *, transport: Any = None) -> Litestar:
     )
     app.state.engine = engine
     return app
-
-
-def _health(engine: Engine) -> dict[str, Any]:
-    provider = engine.provider
-    ready = not provider.missing_credentials
-    return {
-        "status": "ok",
-        "provider": provider.name,
-        "ready": ready,
-        "credentials": {"ok": ready, "missing": list(provider.missing_credentials)},
-        "catalog": engine.catalog.state(),
-    }
-
-
-def _info(engine: Engine) -> dict[str, Any]:
-    provider = engine.provider
-    return {
-        "provider": provider.name,
-        "version": __version__,
-        "file": provider.file,
-        "listen": f"http://{provider.spec.host}:{provider.spec.port}",
-        "upstream_host": engine.upstream.host,
-        "dialect": provider.wire.dialect,
-        "framing": provider.wire.framing,
-        "mappings": [
-            {"match": r.pattern.pattern, "target": list(r.targets)} for r in provider.rules
-        ],
-        "catalog": engine.catalog.state(),
-        "credentials_missing": list(provider.missing_credentials),
-    }
-
-
-def _model_list(engine: Engine, request: Request[Any, Any, Any]) -> dict[str, Any]:
-    catalog = engine.catalog
-    entries: list[dict[str, Any]] = []
-    for alias in CLAUDE_ALIASES:
-        resolution = engine.resolve(alias)
-        if resolution.target is not None and alias not in catalog.models:
-            entries.append(
-                {
-                    "id": alias,
-                    "display_name": f"{alias} → {resolution.target}",
-                    "owned_by": engine.provider.name,
-                    "created": 0,
-                }
-            )
-    for model in catalog.models.values():
-        entries.append(
-            {
-                "id": model.id,
-                "display_name": model.display_name or model.id,
-                "owned_by": model.owned_by or engine.provider.name,
-                "created": model.created if isinstance(model.created, int) else 0,
-            }
-        )
-    openai_shape = request.query_params.get("format") == "openai" or request.headers.get(
-        "user-agent", ""
-    ).startswith("OpenAI/")
-    if openai_shape:
-        return {
-            "object": "list",
-            "data": [
-                {
-                    "id": e["id"],
-                    "object": "model",
-                    "created": e["created"],
-                    "owned_by": e["owned_by"],
-                }
-                for e in entries
-            ],
-        }
-    ids = [e["id"] for e in entries]
-    after, before = request.query_params.get("after_id"), request.query_params.get("before_id")
-    try:
-        limit = max(1, min(1000, int(request.query_params.get("limit", 20))))
-    except ValueError as exc:
-        raise ApiError("limit must be an integer from 1 to 1000", status_code=400) from exc
-    start, end = 0, len(entries)
-    if after is not None:
-        start = ids.index(after) + 1 if after in ids else len(ids)
-    if before is not None:
-        end = ids.index(before) if before in ids else 0
-        start = max(start, end - limit)
-    page = entries[start:end][:limit]
-    data = [
-        {
-            "type": "model",
-            "id": e["id"],
-            "display_name": e["display_name"],
-            "created_at": _iso(e["created"]),
-        }
-        for e in page
-    ]
-    has_more = (start + len(page) < end) if before is None else start > 0
-    return {
-        "data": data,
-        "has_more": has_more,
-        "first_id": data[0]["id"] if data else None,
-        "last_id": data[-1]["id"] if data else None,
-    }
-
-
-def _iso(created: Any) -> str:
-    if isinstance(created, int) and created > 0:
-        return dt.datetime.fromtimestamp(created, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    return "1970-01-01T00:00:00Z"

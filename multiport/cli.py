@@ -144,8 +144,9 @@ def _parser() -> argparse.ArgumentParser:
     from . import cli_serve  # the serving commands live apart: they import the web stack
 
     cli_serve.register(commands)
-    from . import cli_code
+    from . import cli_code, cli_query
 
+    cli_query.register(commands)
     cli_code.register(commands)
     return parser
 

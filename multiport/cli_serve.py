@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import json
 import logging
 import os
 import sys
@@ -17,7 +16,7 @@ from .loader import LoadedFile
 from .provider import Provider
 from .routing import Router
 
-__all__ = ["register"]
+__all__ = ["load_reported", "one_provider", "register"]
 
 _RAW = argparse.RawDescriptionHelpFormatter
 
@@ -30,7 +29,7 @@ def _show(problems: list[Problem], files: list[LoadedFile], only: list[str] | No
             print(problem, file=sys.stderr)
 
 
-def _load(paths: list[str], only: list[str] | None = None) -> LoadResult | None:
+def load_reported(paths: list[str], only: list[str] | None = None) -> LoadResult | None:
     """All or nothing: None, after printing them, when there is any error anywhere."""
     result = load_providers(paths)
     _show(result.problems, result.files, only)
@@ -73,8 +72,8 @@ def _has_errors(loaded: LoadedFile) -> bool:
     return any(p.severity == "error" for p in loaded.problems)
 
 
-def _one(directory: str, name: str) -> Provider | None:
-    result = _load([directory])
+def one_provider(directory: str, name: str) -> Provider | None:
+    result = load_reported([directory])
     if result is None:
         return None
     for provider in result.providers:
@@ -120,7 +119,7 @@ def _to_serve(args: argparse.Namespace) -> tuple[list[Provider], list[Router]] |
     """The providers and routers to serve, or the exit status when there is none."""
     left_out: list[LoadedFile] = []
     if args.strict:
-        result = _load([args.dir], args.only)
+        result = load_reported([args.dir], args.only)
         if result is None:
             return 1
     else:
@@ -141,136 +140,6 @@ def _to_serve(args: argparse.Namespace) -> tuple[list[Provider], list[Router]] |
         print("multiport: no provider to serve", file=sys.stderr)
         return 1
     return providers, routers
-
-
-def _route_router(args: argparse.Namespace, router: Router, served: set[str]) -> int:
-    """Explain a router's choice for a model name, or for a whole request (`--body`)."""
-    from .router_app import explain
-
-    if args.body:
-        with open(args.body, "rb") as file:
-            body = file.read()
-    else:
-        message = {"role": "user", "content": "hi"}
-        body = json.dumps({"model": args.model, "max_tokens": 1, "messages": [message]}).encode()
-    report = explain(router, body)
-    report["candidates"] = [
-        {"candidate": c, "served": c.partition("/")[0] in served} for c in report["candidates"]
-    ]
-    if args.format == "json":
-        print(json.dumps(report, indent=2))
-        return 0
-    features = ", ".join(f"{k}={v}" for k, v in report["features"].items())
-    print(f"router     {router.name}")
-    print(f"request    {features}")
-    print(f"rule       {report['rule'] or 'none matches'}")
-    for c in report["candidates"]:
-        note = "" if c["served"] else "  (provider not served: skipped)"
-        print(f"candidate  {c['candidate']}{note}")
-    print("then       each in order until one answers; open circuits are skipped (see /health)")
-    return 0
-
-
-def _table(rows: list[list[str]]) -> str:
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    return "\n".join(
-        "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows
-    )
-
-
-def _cmd_models(args: argparse.Namespace) -> int:
-    provider = _one(args.dir, args.name)
-    if provider is None:
-        return 1
-    from .catalog import Catalog
-    from .upstream import Upstream
-
-    catalog = Catalog(provider)
-
-    async def refresh() -> None:
-        upstream = Upstream(provider)
-        try:
-            await catalog.refresh(upstream)
-        finally:
-            await upstream.aclose()
-
-    if provider.catalog is not None and (args.refresh or catalog.source in ("none", "fallback")):
-        asyncio.run(refresh())
-    models = sorted(catalog.models.values(), key=lambda m: m.id)
-    if args.format == "json":
-        import msgspec
-
-        print(
-            json.dumps(
-                {
-                    "provider": provider.name,
-                    "catalog": catalog.state(),
-                    "models": msgspec.to_builtins(models),
-                },
-                indent=2,
-            )
-        )
-        return 0
-    rows = [["ID", "NAME", "CONTEXT", "OUTPUT", "CAPABILITIES"]]
-    for m in models:
-        rows.append(
-            [
-                m.id,
-                m.display_name or "",
-                str(m.context_window or ""),
-                str(m.max_output_tokens or ""),
-                ",".join(m.capabilities),
-            ]
-        )
-    print(_table(rows))
-    state = catalog.state()
-    error = f"; last error: {state['last_error']}" if state["last_error"] else ""
-    print(f"\n{len(models)} model(s) from {state['source']}{error}")
-    return 0
-
-
-def _cmd_route(args: argparse.Namespace) -> int:
-    result = _load([args.dir])
-    router = next((r for r in result.routers if r.name == args.name), None) if result else None
-    if router is not None and result is not None:
-        return _route_router(args, router, {p.name for p in result.providers})
-    provider = _one(args.dir, args.name)
-    if provider is None:
-        return 1
-    from .catalog import Catalog
-    from .mapping import resolve
-
-    catalog = Catalog(provider)
-    available = catalog.has if catalog.models and catalog.source != "fallback" else None
-    resolution = resolve(args.model, provider.rules, available)
-    report: dict[str, Any] = {
-        "provider": provider.name,
-        "model": args.model,
-        "rule": None
-        if resolution.rule is None
-        else {"index": resolution.rule.index, "match": resolution.rule.pattern.pattern},
-        "candidates": [{"model": c, "available": catalog.has(c)} for c in resolution.candidates],
-        "target": resolution.target,
-        "reason": resolution.reason,
-        "catalog": catalog.state(),
-    }
-    if args.format == "json":
-        print(json.dumps(report, indent=2))
-    else:
-        rule = report["rule"]
-        print(f"provider   {provider.name}")
-        print(f"model      {args.model}")
-        shown = "none" if rule is None else "#{index} /{match}/".format(**rule)
-        print(f"rule       {shown}")
-        for c in report["candidates"]:
-            print(
-                f"candidate  {c['model']}  ({'in catalog' if c['available'] else 'not in catalog'})"
-            )
-        print(f"target     {resolution.target or '(none: the request gets 404 not_found_error)'}")
-        print(
-            f"why        {resolution.reason}; catalog: {catalog.source}, {len(catalog.models)} model(s)"
-        )
-    return 0 if resolution.target else 1
 
 
 def register(commands: Any) -> None:
@@ -306,41 +175,3 @@ def register(commands: Any) -> None:
         "-v", "--verbose", action="store_true", help="log every request and catalog refresh"
     )
     serve.set_defaults(run=_cmd_serve)
-
-    models = commands.add_parser(
-        "models",
-        help="print a provider's model catalog",
-        description="Print the models a provider's catalog lists (from the cache, else fetched).",
-        epilog="examples:\n  multiport models github-models\n  multiport models openai --refresh --format json",
-        formatter_class=_RAW,
-    )
-    models.add_argument("name", metavar="NAME", help="provider name")
-    models.add_argument("--dir", default="providers.d", help="folder of provider files")
-    models.add_argument("--refresh", action="store_true", help="fetch the catalog now")
-    models.add_argument("--format", choices=("table", "json"), default="table")
-    models.set_defaults(run=_cmd_models)
-
-    route = commands.add_parser(
-        "route",
-        help="explain how a model name is routed",
-        description="Explain which mapping rule a model name matches, its candidates in "
-        "order, which the catalog has, and the final target.",
-        epilog="examples:\n  multiport route github-models claude-haiku-5-5\n"
-        "  multiport route router claude-haiku-5-5\n"
-        "  multiport route router --body request.json",
-        formatter_class=_RAW,
-    )
-    route.add_argument("name", metavar="NAME", help="provider or router name")
-    route.add_argument(
-        "model",
-        metavar="MODEL",
-        nargs="?",
-        default="claude-sonnet-5-5",
-        help="model name as a client sends it",
-    )
-    route.add_argument(
-        "--body", metavar="FILE", help="a router only: a whole JSON request to explain"
-    )
-    route.add_argument("--dir", default="providers.d", help="folder of provider files")
-    route.add_argument("--format", choices=("text", "json"), default="text")
-    route.set_defaults(run=_cmd_route)

@@ -39,7 +39,7 @@ from .mapping import Resolution, resolve
 from .normalize import Neutral
 from .passthrough import passthrough_stream, with_model
 from .provider import Provider, merge_headers
-from .relay import ending_in_error_event, translate_stream
+from .relay import guarded, translate_stream
 from .render import render_request
 from .scrub import Scrubber, client_key, excerpt
 from .streaming import StreamState, encode_events
@@ -274,7 +274,7 @@ class Engine:
             ping_interval=self._spec_options.ping_interval,
             host=self.upstream.host,
         )
-        return _guarded(frames, stack, call.scrub, label)
+        return guarded(frames, stack, call.scrub, label)
 
     async def _passthrough(
         self,
@@ -293,7 +293,7 @@ class Engine:
         stack = contextlib.AsyncExitStack()
         response = await stack.enter_async_context(self.upstream.open(url, headers, body))
         frames = passthrough_stream(response.aiter_bytes(), scrub, self.upstream.host)
-        return Answer(stream=_guarded(frames, stack, scrub, label))
+        return Answer(stream=guarded(frames, stack, scrub, label))
 
     # other endpoints
 
@@ -321,16 +321,6 @@ class Engine:
         except RecursionError as exc:
             raise InvalidRequest("invalid request: the request is nested too deeply") from exc
         return _encode({"input_tokens": count})
-
-
-async def _guarded(
-    frames: AsyncIterator[bytes], stack: contextlib.AsyncExitStack, scrub: Scrubber, label: str
-) -> AsyncIterator[bytes]:
-    """The frames, ended by one `error` event on failure (logged with `label`); the upstream
-    call closed."""
-    async with stack:
-        async for frame in ending_in_error_event(frames, scrub, label):
-            yield frame
 
 
 async def _replay(frames: bytes) -> AsyncIterator[bytes]:

@@ -27,7 +27,7 @@ from .streaming import StreamState, encode_events, sse_frame
 from .templates import CompiledTemplate
 from .upstream import stream_error
 
-__all__ = ["ending_in_error_event", "translate_stream"]
+__all__ = ["ending_in_error_event", "guarded", "translate_stream"]
 
 log = logging.getLogger("multiport.relay")
 
@@ -176,3 +176,13 @@ async def _with_pings(source: AsyncIterator[bytes], interval: float) -> AsyncIte
             pending.cancel()
             with contextlib.suppress(BaseException):
                 await pending
+
+
+async def guarded(
+    frames: AsyncIterator[bytes], stack: contextlib.AsyncExitStack, scrub: Scrubber, label: str
+) -> AsyncIterator[bytes]:
+    """The frames, ended by one `error` event on failure (logged with `label`); the upstream
+    call closed."""
+    async with stack:
+        async for frame in ending_in_error_event(frames, scrub, label):
+            yield frame

@@ -1,0 +1,186 @@
+"""Commands that query providers without serving them: models, route."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+from typing import Any
+
+from .cli_serve import load_reported, one_provider
+from .routing import Router
+
+__all__ = ["register"]
+
+_RAW = argparse.RawDescriptionHelpFormatter
+
+
+def _route_router(args: argparse.Namespace, router: Router, served: set[str]) -> int:
+    """Explain a router's choice for a model name, or for a whole request (`--body`)."""
+    from .router_app import explain
+
+    if args.body:
+        with open(args.body, "rb") as file:
+            body = file.read()
+    else:
+        message = {"role": "user", "content": "hi"}
+        body = json.dumps({"model": args.model, "max_tokens": 1, "messages": [message]}).encode()
+    report = explain(router, body)
+    report["candidates"] = [
+        {"candidate": c, "served": c.partition("/")[0] in served} for c in report["candidates"]
+    ]
+    if args.format == "json":
+        print(json.dumps(report, indent=2))
+        return 0
+    features = ", ".join(f"{k}={v}" for k, v in report["features"].items())
+    print(f"router     {router.name}")
+    print(f"request    {features}")
+    print(f"rule       {report['rule'] or 'none matches'}")
+    for c in report["candidates"]:
+        note = "" if c["served"] else "  (provider not served: skipped)"
+        print(f"candidate  {c['candidate']}{note}")
+    print("then       each in order until one answers; open circuits are skipped (see /health)")
+    return 0
+
+
+def _table(rows: list[list[str]]) -> str:
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    return "\n".join(
+        "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows
+    )
+
+
+def _cmd_models(args: argparse.Namespace) -> int:
+    provider = one_provider(args.dir, args.name)
+    if provider is None:
+        return 1
+    from .catalog import Catalog
+    from .upstream import Upstream
+
+    catalog = Catalog(provider)
+
+    async def refresh() -> None:
+        upstream = Upstream(provider)
+        try:
+            await catalog.refresh(upstream)
+        finally:
+            await upstream.aclose()
+
+    if provider.catalog is not None and (args.refresh or catalog.source in ("none", "fallback")):
+        asyncio.run(refresh())
+    models = sorted(catalog.models.values(), key=lambda m: m.id)
+    if args.format == "json":
+        import msgspec
+
+        print(
+            json.dumps(
+                {
+                    "provider": provider.name,
+                    "catalog": catalog.state(),
+                    "models": msgspec.to_builtins(models),
+                },
+                indent=2,
+            )
+        )
+        return 0
+    rows = [["ID", "NAME", "CONTEXT", "OUTPUT", "CAPABILITIES"]]
+    for m in models:
+        rows.append(
+            [
+                m.id,
+                m.display_name or "",
+                str(m.context_window or ""),
+                str(m.max_output_tokens or ""),
+                ",".join(m.capabilities),
+            ]
+        )
+    print(_table(rows))
+    state = catalog.state()
+    error = f"; last error: {state['last_error']}" if state["last_error"] else ""
+    print(f"\n{len(models)} model(s) from {state['source']}{error}")
+    return 0
+
+
+def _cmd_route(args: argparse.Namespace) -> int:
+    result = load_reported([args.dir])
+    router = next((r for r in result.routers if r.name == args.name), None) if result else None
+    if router is not None and result is not None:
+        return _route_router(args, router, {p.name for p in result.providers})
+    provider = one_provider(args.dir, args.name)
+    if provider is None:
+        return 1
+    from .catalog import Catalog
+    from .mapping import resolve
+
+    catalog = Catalog(provider)
+    available = catalog.has if catalog.models and catalog.source != "fallback" else None
+    resolution = resolve(args.model, provider.rules, available)
+    report: dict[str, Any] = {
+        "provider": provider.name,
+        "model": args.model,
+        "rule": None
+        if resolution.rule is None
+        else {"index": resolution.rule.index, "match": resolution.rule.pattern.pattern},
+        "candidates": [{"model": c, "available": catalog.has(c)} for c in resolution.candidates],
+        "target": resolution.target,
+        "reason": resolution.reason,
+        "catalog": catalog.state(),
+    }
+    if args.format == "json":
+        print(json.dumps(report, indent=2))
+    else:
+        rule = report["rule"]
+        print(f"provider   {provider.name}")
+        print(f"model      {args.model}")
+        shown = "none" if rule is None else "#{index} /{match}/".format(**rule)
+        print(f"rule       {shown}")
+        for c in report["candidates"]:
+            print(
+                f"candidate  {c['model']}  ({'in catalog' if c['available'] else 'not in catalog'})"
+            )
+        print(f"target     {resolution.target or '(none: the request gets 404 not_found_error)'}")
+        print(
+            f"why        {resolution.reason}; catalog: {catalog.source}, {len(catalog.models)} model(s)"
+        )
+    return 0 if resolution.target else 1
+
+
+def register(commands: Any) -> None:
+    """Add `models` and `route` to the parser."""
+    models = commands.add_parser(
+        "models",
+        help="print a provider's model catalog",
+        description="Print the models a provider's catalog lists (from the cache, else fetched).",
+        epilog="examples:\n  multiport models github-models\n  multiport models openai --refresh --format json",
+        formatter_class=_RAW,
+    )
+    models.add_argument("name", metavar="NAME", help="provider name")
+    models.add_argument("--dir", default="providers.d", help="folder of provider files")
+    models.add_argument("--refresh", action="store_true", help="fetch the catalog now")
+    models.add_argument("--format", choices=("table", "json"), default="table")
+    models.set_defaults(run=_cmd_models)
+
+    route = commands.add_parser(
+        "route",
+        help="explain how a model name is routed",
+        description="Explain which mapping rule a model name matches, its candidates in "
+        "order, which the catalog has, and the final target.",
+        epilog="examples:\n  multiport route github-models claude-haiku-5-5\n"
+        "  multiport route router claude-haiku-5-5\n"
+        "  multiport route router --body request.json",
+        formatter_class=_RAW,
+    )
+    route.add_argument("name", metavar="NAME", help="provider or router name")
+    route.add_argument(
+        "model",
+        metavar="MODEL",
+        nargs="?",
+        default="claude-sonnet-5-5",
+        help="model name as a client sends it",
+    )
+    route.add_argument(
+        "--body", metavar="FILE", help="a router only: a whole JSON request to explain"
+    )
+    route.add_argument("--dir", default="providers.d", help="folder of provider files")
+    route.add_argument("--format", choices=("text", "json"), default="text")
+    route.set_defaults(run=_cmd_route)
