@@ -29,7 +29,7 @@ from .errors import (
 )
 from .router_spec import BreakerSpec, RetrySpec
 from .routing import Candidate, Router, features_of
-from .scrub import Scrubber, client_key
+from .scrub import Scrubber, clean, client_key
 
 __all__ = ["Breaker", "RouterEngine"]
 
@@ -165,7 +165,7 @@ class RouterEngine:
                     self.router.name,
                     request_id,
                     key,
-                    exc.message,
+                    clean(exc.message, self.scrubber_for(client_headers)),
                 )
                 if time.monotonic() >= deadline:
                     break
