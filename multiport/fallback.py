@@ -10,12 +10,15 @@ Tornado's, not asyncio's).
 
 from __future__ import annotations
 
+import asyncio
+import datetime
 import logging
 import random
 import time
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 
+import msgspec
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
 
 from .anthropic_wire import MessagesRequest, decode_messages
@@ -26,6 +29,8 @@ from .errors import (
     NotFound,
     UpstreamError,
     UpstreamStatusError,
+    UpstreamStreamError,
+    UpstreamTimeout,
 )
 from .router_spec import BreakerSpec, RetrySpec
 from .routing import Candidate, Router, features_of
@@ -35,6 +40,7 @@ __all__ = ["Breaker", "RouterEngine"]
 
 log = logging.getLogger("multiport.router")
 _RETRYABLE = frozenset({408, 429, 500, 502, 503, 504, 529})
+_CLIENT_KEYS = frozenset({"x-api-key", "authorization"})
 
 
 class Breaker:
@@ -44,6 +50,7 @@ class Breaker:
         self.spec = spec
         self._failures: dict[str, int] = {}
         self._open_until: dict[str, float] = {}
+        self._trying: set[str] = set()  # half-open candidates with their one trial under way
 
     def state(self, key: str) -> str:
         until = self._open_until.get(key)
@@ -51,37 +58,55 @@ class Breaker:
             return "closed"
         return "open" if time.monotonic() < until else "half-open"
 
-    def allows(self, key: str) -> bool:
-        return self.state(key) != "open"
+    def acquire(self, key: str) -> bool:
+        """May `key` be called now? Half-open lets one call through at a time."""
+        state = self.state(key)
+        if state == "closed":
+            return True
+        if state == "open" or key in self._trying:
+            return False
+        self._trying.add(key)
+        return True
 
     def success(self, key: str) -> None:
+        self._trying.discard(key)
         self._failures.pop(key, None)
         self._open_until.pop(key, None)
 
     def failure(self, key: str) -> None:
+        self._trying.discard(key)
         count = self._failures.get(key, 0) + 1
         self._failures[key] = count
         if count >= self.spec.failures or key in self._open_until:
             # Half-open and failed again, or too many in a row: cool down (again).
             self._open_until[key] = time.monotonic() + self.spec.cool_down
 
-    def report(self) -> dict[str, dict[str, object]]:
-        """Every candidate that has failed: its state, failures, and when it opens again."""
+    def wait(self) -> float | None:
+        """Seconds until the first open circuit half-opens, or None."""
         now = time.monotonic()
-        return {
-            key: {
+        waits = [until - now for until in self._open_until.values() if until > now]
+        return min(waits) if waits else None
+
+    def report(self) -> dict[str, dict[str, object]]:
+        """Every candidate that has failed: its state, failures, and when it is tried again."""
+        now, wall = time.monotonic(), time.time()
+        report: dict[str, dict[str, object]] = {}
+        for key in sorted(set(self._failures) | set(self._open_until)):
+            until = self._open_until.get(key)
+            report[key] = {
                 "state": self.state(key),
                 "failures": self._failures.get(key, 0),
-                "retry_in_seconds": round(max(0.0, self._open_until.get(key, now) - now), 1),
+                "retry_in_seconds": round(max(0.0, (until or now) - now), 1),
+                "retry_at": _iso(wall + max(0.0, until - now)) if until else None,
             }
-            for key in sorted(set(self._failures) | set(self._open_until))
-        }
+        return report
 
 
 def _moves_on(exc: BaseException) -> bool:
     """A failure another candidate may not have."""
     if isinstance(exc, UpstreamStatusError):
-        return exc.upstream_status in _RETRYABLE or exc.upstream_status in (401, 403)
+        # 404: this provider lacks the model; 401/403: its credentials are refused.
+        return exc.upstream_status in _RETRYABLE or exc.upstream_status in (401, 403, 404)
     return isinstance(exc, UpstreamError | AuthenticationError | NotFound)
 
 
@@ -135,59 +160,64 @@ class RouterEngine:
         self, body: bytes, client_headers: Mapping[str, str], request_id: str = ""
     ) -> Answer:
         request = decode_messages(body)
-        rule = self.router.pick(features_of(request))
-        if rule is None:
-            raise NotFound(
-                f"no rule of router {self.router.name} matches model {request.model!r}; "
-                "add a rule without conditions as the last one"
-            )
+        name, candidates = self._candidates(request)
+        # The router's own key stays here: each provider uses its own credentials.
+        headers = {k: v for k, v in client_headers.items() if k.lower() not in _CLIENT_KEYS}
         deadline = time.monotonic() + self.retry.budget
         tried: list[_Attempt] = []
         last: ApiError | None = None
-        for candidate in rule.candidates:
-            key = str(candidate)
+        for candidate in candidates:
             skip = self._skip(candidate)
             if skip:
                 tried.append(_Attempt(candidate, skip))
                 continue
             try:
-                answer = await self._call(
-                    candidate, body, request, client_headers, request_id, deadline
-                )
+                answer = await self._call(candidate, body, request, headers, request_id, deadline)
             except ApiError as exc:
                 if not _moves_on(exc):
+                    self.breaker.success(str(candidate))  # it answered: the request is at fault
                     raise
-                self.breaker.failure(key)
+                self.breaker.failure(str(candidate))
                 tried.append(_Attempt(candidate, exc.message))
                 last = exc
                 log.warning(
                     "%s %s: %s failed, next candidate: %s",
                     self.router.name,
                     request_id,
-                    key,
+                    candidate,
                     clean(exc.message, self.scrubber_for(client_headers)),
                 )
                 if time.monotonic() >= deadline:
                     break
                 continue
-            self.breaker.success(key)
+            self.breaker.success(str(candidate))
             return answer
-        raise _exhausted(self.router.name, rule.name, tried, last)
+        raise _exhausted(self.router.name, name, tried, last, self.breaker.wait())
+
+    def _candidates(self, request: MessagesRequest) -> tuple[str, tuple[Candidate, ...]]:
+        """The rule's name and candidates; a `provider/model` the client names is itself."""
+        provider, _, model = request.model.partition("/")
+        if model and provider in self.engines:
+            return "explicit", (Candidate(provider, model),)
+        rule = self.router.pick(features_of(request))
+        if rule is None:
+            raise NotFound(
+                f"no rule of router {self.router.name} matches model {request.model!r}; "
+                "add a rule without conditions as the last one"
+            )
+        return rule.name, rule.candidates
 
     def _skip(self, candidate: Candidate) -> str:
         """Why a candidate is not called now, or ''."""
         engine = self.engines.get(candidate.provider)
         if engine is None:
             return "provider not served"
-        if not self.breaker.allows(str(candidate)):
-            return "circuit open"
         catalog = engine.catalog
-        if (
-            catalog.source not in ("none", "fallback")
-            and catalog.models
-            and not catalog.has(candidate.model)
-        ):
+        listed = catalog.source not in ("none", "fallback") and catalog.models
+        if listed and not catalog.has(candidate.model):
             return "not in the provider's catalog"
+        if not self.breaker.acquire(str(candidate)):
+            return "circuit open"
         return ""
 
     async def _call(
@@ -202,36 +232,105 @@ class RouterEngine:
         engine = self.engines[candidate.provider]
         retrying = AsyncRetrying(
             stop=stop_after_attempt(self.retry.attempts),
-            wait=self._wait,
-            retry=retry_if_exception(
-                lambda exc: _retried(exc, self.retry) and time.monotonic() < deadline
-            ),
+            wait=lambda state: self._wait(state, deadline),
+            retry=retry_if_exception(lambda exc: self._again(exc, deadline)),
             reraise=True,
         )
         async for attempt in retrying:
             with attempt:
-                return await engine.forward(
-                    body, request, candidate.model, client_headers, request_id
-                )
+                limit = min(self.retry.attempt_timeout, max(0.0, deadline - time.monotonic()))
+                try:
+                    async with asyncio.timeout(limit):
+                        answer = await engine.forward(
+                            body, request, candidate.model, client_headers, request_id
+                        )
+                        return await _first_event(answer)
+                except TimeoutError:
+                    raise UpstreamTimeout(
+                        f"{candidate} did not answer within {limit:.0f} s"
+                    ) from None
         raise AssertionError("unreachable: tenacity re-raises the last failure")
 
-    def _wait(self, state: RetryCallState) -> float:
-        """Retry-After when the upstream gave one (within the cap), else backoff with jitter."""
+    def _again(self, exc: BaseException, deadline: float) -> bool:
+        """Call the same candidate again: a passing failure, and time left for it."""
+        if not _retried(exc, self.retry):
+            return False
+        hint = _retry_after(exc) if isinstance(exc, UpstreamStatusError) else None
+        return time.monotonic() + (hint or 0.0) < deadline
+
+    def _wait(self, state: RetryCallState, deadline: float) -> float:
+        """Retry-After when the upstream gave one (within the cap), else backoff with jitter;
+        never past the budget."""
         exc = state.outcome.exception() if state.outcome else None
-        if isinstance(exc, UpstreamStatusError):
-            hint = _retry_after(exc)
-            if hint is not None:
-                return min(hint, self.retry.max_retry_after)
-        base = self.retry.backoff * 2 ** (state.attempt_number - 1)
-        return float(min(self.retry.max_backoff, base) * random.uniform(0.5, 1.0))
+        hint = _retry_after(exc) if isinstance(exc, UpstreamStatusError) else None
+        if hint is not None:
+            wait = min(hint, self.retry.max_retry_after)
+        else:
+            base = self.retry.backoff * 2 ** (state.attempt_number - 1)
+            wait = min(self.retry.max_backoff, base) * random.uniform(0.5, 1.0)
+        return float(max(0.0, min(wait, deadline - time.monotonic())))
 
 
-def _exhausted(router: str, rule: str, tried: list[_Attempt], last: ApiError | None) -> ApiError:
-    """The error for a request every candidate failed: the last failure's status."""
+async def _first_event(answer: Answer) -> Answer:
+    """A stream's first upstream event, awaited before the client sees a byte.
+
+    A 200 whose stream fails at once (an error event first, an empty body) is a failed
+    candidate like any other, not a committed stream.
+    """
+    if answer.stream is None:
+        return answer
+    stream = answer.stream
+    frames = [await anext(stream)]  # message_start, made by the gateway
+    try:
+        frames.append(await anext(stream))
+    except StopAsyncIteration:
+        return _replayed(answer, frames, stream)
+    if frames[-1].startswith(b"event: error"):
+        await stream.aclose()  # type: ignore[attr-defined]
+        raise UpstreamStreamError(_error_text(frames[-1]))
+    return _replayed(answer, frames, stream)
+
+
+def _replayed(answer: Answer, frames: list[bytes], rest: AsyncIterator[bytes]) -> Answer:
+    async def stream() -> AsyncIterator[bytes]:
+        for frame in frames:
+            yield frame
+        async for frame in rest:
+            yield frame
+
+    return Answer(stream=stream(), headers=answer.headers)
+
+
+def _error_text(frame: bytes) -> str:
+    try:
+        data = msgspec.json.decode(frame.split(b"data: ", 1)[1])
+        return str(data["error"]["message"])
+    except (IndexError, KeyError, TypeError, msgspec.DecodeError):
+        return "the stream failed at its first event"
+
+
+def _iso(epoch: float) -> str:
+    return datetime.datetime.fromtimestamp(epoch, datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _exhausted(
+    router: str, rule: str, tried: list[_Attempt], last: ApiError | None, wait: float | None
+) -> ApiError:
+    """The error for a request no candidate answered.
+
+    The last failure's status says what happened (a 429 stays a 429, with its Retry-After);
+    a credential problem is the gateway's (502); when every candidate was skipped it is a
+    503 saying when the first circuit half-opens.
+    """
     lines = "; ".join(f"{a.candidate}: {a.error}" for a in tried)
     message = f"router {router}, rule {rule}: every candidate failed ({lines})"
-    if isinstance(last, UpstreamStatusError):
+    if isinstance(last, UpstreamStatusError) and last.upstream_status not in (401, 403):
         error = UpstreamStatusError(message, upstream_status=last.upstream_status)
         error.retry_after = last.retry_after
         return error
-    return ApiError(message, status_code=last.status_code if last is not None else 503)
+    if last is not None:
+        status = 502 if isinstance(last, AuthenticationError) else last.status_code
+        return UpstreamError(message, status_code=status)
+    skipped = UpstreamStatusError(message, upstream_status=503)
+    skipped.retry_after = str(max(1, round(wait))) if wait is not None else None
+    return skipped

@@ -66,9 +66,17 @@ class RetrySpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only
             "moves on to the next candidate at once.",
         ),
     ] = 10.0
+    attempt_timeout: Annotated[
+        float,
+        Meta(
+            gt=0,
+            description="Seconds one call may take to answer (its first byte, for a stream; "
+            "the whole answer otherwise) before the next candidate is tried.",
+        ),
+    ] = 30.0
     budget: Annotated[
         float, Meta(gt=0, description="Seconds the routing of one request may take in all.")
-    ] = 60.0
+    ] = 120.0
 
 
 class BreakerSpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):

@@ -75,7 +75,7 @@ def gateway(upstreams: Upstreams, tmp_path_factory: pytest.TempPathFactory) -> I
         f"port: {router_port}\nrouter:\n  rules:\n"
         "    - when: {model: opus}\n      to: [dead/gpt-4.1, beta/gpt-4.1]\n"
         "    - to: [alpha/gpt-4.1, beta/gpt-4.1]\n"
-        "  retry: {attempts: 1, budget: 20}\n"
+        "  retry: {attempts: 1, budget: 20, attempt_timeout: 2}\n"
         "  breaker: {failures: 3, cool_down: 1.5}\n"
     )
     env = {"MULTIPORT_CACHE_DIR": str(folder.parent)}
@@ -183,3 +183,30 @@ def test_every_candidate_failing_is_one_clear_error(
     assert "every candidate failed" in message
     assert "dead/gpt-4.1" in message
     assert "beta/gpt-4.1" in message
+
+
+@pytest.mark.parametrize("streamed", [False, True])
+def test_a_candidate_that_hangs_gives_way_after_its_attempt_timeout(
+    client: anthropic.Anthropic, upstreams: Upstreams, streamed: bool
+) -> None:
+    upstreams.alpha_replies[:] = [Reply(hang=True)]
+    assert _answer(client, streamed) == "Hello from beta."
+    _reset_breaker(client, upstreams)
+
+
+def test_a_stream_whose_first_event_is_an_error_gives_way(
+    client: anthropic.Anthropic, upstreams: Upstreams
+) -> None:
+    upstreams.alpha_replies[:] = [Reply(sse=[{"error": {"message": "upstream busy"}}])]
+    assert _answer(client, True) == "Hello from beta."
+    _reset_breaker(client, upstreams)
+
+
+def test_a_listed_provider_model_routes_to_itself(
+    gateway: Gateway, client: anthropic.Anthropic, upstreams: Upstreams
+) -> None:
+    listed = [m["id"] for m in httpx.get(f"{gateway.url()}/v1/models", timeout=5).json()["data"]]
+    assert "beta/gpt-4.1" in listed
+    upstreams.alpha.seen.clear()
+    assert _answer(client, False, model="beta/gpt-4.1") == "Hello from beta."
+    assert upstreams.calls(upstreams.alpha) == 0

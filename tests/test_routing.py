@@ -99,3 +99,23 @@ def test_every_shipped_candidate_names_a_shipped_provider() -> None:
     served = {p.name for p in result.providers}
     [router] = result.routers
     assert {c.provider for r in router.rules for c in r.candidates} <= served
+
+
+def test_half_open_lets_one_call_through_at_a_time() -> None:
+    from multiport.fallback import Breaker
+    from multiport.router_spec import BreakerSpec
+
+    breaker = Breaker(BreakerSpec(failures=1, cool_down=0.01))
+    assert breaker.acquire("a/m")
+    breaker.failure("a/m")
+    assert breaker.state("a/m") == "open"
+    assert not breaker.acquire("a/m")
+    import time
+
+    time.sleep(0.02)
+    assert breaker.state("a/m") == "half-open"
+    assert breaker.acquire("a/m")  # the one trial
+    assert not breaker.acquire("a/m")  # a second caller waits for it
+    breaker.success("a/m")
+    assert breaker.state("a/m") == "closed"
+    assert breaker.acquire("a/m")
