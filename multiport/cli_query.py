@@ -5,9 +5,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import urllib.request
 from typing import Any
 
 from .cli_serve import load_reported, one_provider
+from .provider import Provider
 from .routing import Router
 
 __all__ = ["register"]
@@ -15,8 +17,9 @@ __all__ = ["register"]
 _RAW = argparse.RawDescriptionHelpFormatter
 
 
-def _route_router(args: argparse.Namespace, router: Router, served: set[str]) -> int:
-    """Explain a router's choice for a model name, or for a whole request (`--body`)."""
+def _route_router(args: argparse.Namespace, router: Router, providers: dict[str, Provider]) -> int:
+    """Explain a router's choice for a model name, or for a whole request (`--body`), and
+    which candidates would be skipped now, and why."""
     from .router_app import explain
 
     if args.body:
@@ -26,8 +29,9 @@ def _route_router(args: argparse.Namespace, router: Router, served: set[str]) ->
         message = {"role": "user", "content": "hi"}
         body = json.dumps({"model": args.model, "max_tokens": 1, "messages": [message]}).encode()
     report = explain(router, body)
+    circuits = _circuits(router)
     report["candidates"] = [
-        {"candidate": c, "served": c.partition("/")[0] in served} for c in report["candidates"]
+        {"candidate": c, "skipped": _skipped(c, providers, circuits)} for c in report["candidates"]
     ]
     if args.format == "json":
         print(json.dumps(report, indent=2))
@@ -37,10 +41,38 @@ def _route_router(args: argparse.Namespace, router: Router, served: set[str]) ->
     print(f"request    {features}")
     print(f"rule       {report['rule'] or 'none matches'}")
     for c in report["candidates"]:
-        note = "" if c["served"] else "  (provider not served: skipped)"
+        note = f"  (skipped now: {c['skipped']})" if c["skipped"] else ""
         print(f"candidate  {c['candidate']}{note}")
-    print("then       each in order until one answers; open circuits are skipped (see /health)")
+    print("then       each in order until one answers")
     return 0
+
+
+def _circuits(router: Router) -> dict[str, str]:
+    """Circuit states of a running router, if one answers on its port."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{router.port}/health", timeout=0.5) as r:
+            report = json.load(r).get("candidates", {})
+    except (OSError, ValueError):
+        return {}
+    return {key: str(state.get("state")) for key, state in report.items()}
+
+
+def _skipped(candidate: str, providers: dict[str, Provider], circuits: dict[str, str]) -> str:
+    """Why the router would skip `candidate` now, or ''."""
+    name, _, model = candidate.partition("/")
+    provider = providers.get(name)
+    if provider is None:
+        return "provider not served"
+    if provider.missing_credentials:
+        return f"no credentials: set {', '.join(provider.missing_credentials)}"
+    if circuits.get(candidate) == "open":
+        return "circuit open"
+    from .catalog import Catalog
+
+    catalog = Catalog(provider)
+    if catalog.source == "cache" and not catalog.has(model):
+        return "not in the provider's catalog"
+    return ""
 
 
 def _table(rows: list[list[str]]) -> str:
@@ -105,7 +137,7 @@ def _cmd_route(args: argparse.Namespace) -> int:
     result = load_reported([args.dir])
     router = next((r for r in result.routers if r.name == args.name), None) if result else None
     if router is not None and result is not None:
-        return _route_router(args, router, {p.name for p in result.providers})
+        return _route_router(args, router, {p.name: p for p in result.providers})
     provider = one_provider(args.dir, args.name)
     if provider is None:
         return 1

@@ -212,6 +212,8 @@ class RouterEngine:
         engine = self.engines.get(candidate.provider)
         if engine is None:
             return "provider not served"
+        if engine.provider.missing_credentials:
+            return f"no credentials: set {', '.join(engine.provider.missing_credentials)}"
         catalog = engine.catalog
         listed = catalog.source not in ("none", "fallback") and catalog.models
         if listed and not catalog.has(candidate.model):

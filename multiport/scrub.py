@@ -15,6 +15,7 @@ import msgspec
 
 __all__ = [
     "MIN_SECRET",
+    "PLACEHOLDER_KEY",
     "Scrubber",
     "clean",
     "client_key",
@@ -90,15 +91,17 @@ def guard_logs(scrub: Scrubber) -> None:
             handler.addFilter(log_filter)
 
 
+# The key `multiport env` and `multiport code` give a client that has none: no key at all.
+PLACEHOLDER_KEY = "multiport"
+
+
 def client_key(headers: Mapping[str, str]) -> str | None:
     """The key a client sent: `x-api-key`, or the token of `Authorization: Bearer`."""
-    key = headers.get("x-api-key")
-    if key:
-        return key.strip()
+    key = headers.get("x-api-key", "").strip()
     bearer = headers.get("authorization", "")
-    if bearer[:7].lower() == "bearer ":
-        return bearer[7:].strip() or None
-    return None
+    if not key and bearer[:7].lower() == "bearer ":
+        key = bearer[7:].strip()
+    return key if key and key != PLACEHOLDER_KEY else None
 
 
 def excerpt(raw: bytes) -> str:

@@ -119,3 +119,12 @@ def test_half_open_lets_one_call_through_at_a_time() -> None:
     breaker.success("a/m")
     assert breaker.state("a/m") == "closed"
     assert breaker.acquire("a/m")
+
+
+def test_route_says_which_candidates_would_be_skipped_now_and_why(
+    clean_env: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["route", "router", "claude-sonnet-5-5", "--dir", str(PROVIDERS_DIR)]) == 0
+    out = capsys.readouterr().out
+    assert "github-models/openai/gpt-4.1  (skipped now: no credentials: set GITHUB_TOKEN)" in out
+    assert "candidate  ollama/llama3.2\n" in out  # needs no key: tried
