@@ -31,8 +31,11 @@ def create_router_app(router: Router, engines: Mapping[str, Engine]) -> Litestar
         return Response(_encode({"input_tokens": tokens}), media_type="application/json")
 
     @get("/v1/models")
-    async def models() -> Response[bytes]:
-        return Response(_encode(_models(router)), media_type="application/json")
+    async def models(request: Request[Any, Any, Any]) -> Response[bytes]:
+        openai = request.query_params.get("format") == "openai" or request.headers.get(
+            "user-agent", ""
+        ).startswith("OpenAI/")
+        return Response(_encode(_models(router, openai=openai)), media_type="application/json")
 
     @get("/health")
     async def health() -> Response[bytes]:
@@ -59,11 +62,14 @@ def create_router_app(router: Router, engines: Mapping[str, Engine]) -> Litestar
     return app
 
 
-def _models(router: Router) -> dict[str, Any]:
+def _models(router: Router, *, openai: bool) -> dict[str, Any]:
     """The claude aliases, then every candidate the rules reach, once each."""
     ids = list(CLAUDE_ALIASES)
     for rule in router.rules:
         ids += [str(c) for c in rule.candidates if str(c) not in ids]
+    if openai:
+        data = [{"id": i, "object": "model", "created": 0, "owned_by": router.name} for i in ids]
+        return {"object": "list", "data": data}
     data = [
         {"type": "model", "id": i, "display_name": i, "created_at": "1970-01-01T00:00:00Z"}
         for i in ids

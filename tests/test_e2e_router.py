@@ -210,3 +210,13 @@ def test_a_listed_provider_model_routes_to_itself(
     upstreams.alpha.seen.clear()
     assert _answer(client, False, model="beta/gpt-4.1") == "Hello from beta."
     assert upstreams.calls(upstreams.alpha) == 0
+
+
+def test_models_lists_the_aliases_and_every_candidate_in_both_shapes(gateway: Gateway) -> None:
+    anthropic_shape = httpx.get(f"{gateway.url()}/v1/models", timeout=5).json()
+    ids = [m["id"] for m in anthropic_shape["data"]]
+    assert ids[0].startswith("claude-")
+    assert {"alpha/gpt-4.1", "beta/gpt-4.1", "dead/gpt-4.1"} <= set(ids)
+    openai_shape = httpx.get(f"{gateway.url()}/v1/models?format=openai", timeout=5).json()
+    assert openai_shape["object"] == "list"
+    assert [m["id"] for m in openai_shape["data"]] == ids
