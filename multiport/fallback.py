@@ -4,14 +4,12 @@ A candidate that fails before its first byte reaches the client (refused, timed 
 408/429/5xx/529, unconfigured, or a model its catalog lacks) gives way to the next one,
 on the same provider or another. Once a stream is committed nothing is retried: a later
 failure ends it with an Anthropic `error` event (`relay.py`). Retries use tenacity;
-circuit breaking is a few lines of state, kept here (pybreaker's async support is
-Tornado's, not asyncio's).
+circuit breaking is in `breaker.py`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import datetime
 import logging
 import random
 import time
@@ -22,6 +20,7 @@ import msgspec
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
 
 from .anthropic_wire import MessagesRequest, decode_messages
+from .breaker import Breaker
 from .engine import Answer, Engine
 from .errors import (
     ApiError,
@@ -32,74 +31,15 @@ from .errors import (
     UpstreamStreamError,
     UpstreamTimeout,
 )
-from .router_spec import BreakerSpec, RetrySpec
+from .router_spec import RetrySpec
 from .routing import Candidate, Router, features_of
 from .scrub import Scrubber, clean, client_key
 
-__all__ = ["Breaker", "RouterEngine"]
+__all__ = ["RouterEngine"]
 
 log = logging.getLogger("multiport.router")
 _RETRYABLE = frozenset({408, 429, 500, 502, 503, 504, 529})
 _CLIENT_KEYS = frozenset({"x-api-key", "authorization"})
-
-
-class Breaker:
-    """Per candidate: closed, open for `cool_down` after `failures` in a row, then half-open."""
-
-    def __init__(self, spec: BreakerSpec) -> None:
-        self.spec = spec
-        self._failures: dict[str, int] = {}
-        self._open_until: dict[str, float] = {}
-        self._trying: set[str] = set()  # half-open candidates with their one trial under way
-
-    def state(self, key: str) -> str:
-        until = self._open_until.get(key)
-        if until is None:
-            return "closed"
-        return "open" if time.monotonic() < until else "half-open"
-
-    def acquire(self, key: str) -> bool:
-        """May `key` be called now? Half-open lets one call through at a time."""
-        state = self.state(key)
-        if state == "closed":
-            return True
-        if state == "open" or key in self._trying:
-            return False
-        self._trying.add(key)
-        return True
-
-    def success(self, key: str) -> None:
-        self._trying.discard(key)
-        self._failures.pop(key, None)
-        self._open_until.pop(key, None)
-
-    def failure(self, key: str) -> None:
-        self._trying.discard(key)
-        count = self._failures.get(key, 0) + 1
-        self._failures[key] = count
-        if count >= self.spec.failures or key in self._open_until:
-            # Half-open and failed again, or too many in a row: cool down (again).
-            self._open_until[key] = time.monotonic() + self.spec.cool_down
-
-    def wait(self) -> float | None:
-        """Seconds until the first open circuit half-opens, or None."""
-        now = time.monotonic()
-        waits = [until - now for until in self._open_until.values() if until > now]
-        return min(waits) if waits else None
-
-    def report(self) -> dict[str, dict[str, object]]:
-        """Every candidate that has failed: its state, failures, and when it is tried again."""
-        now, wall = time.monotonic(), time.time()
-        report: dict[str, dict[str, object]] = {}
-        for key in sorted(set(self._failures) | set(self._open_until)):
-            until = self._open_until.get(key)
-            report[key] = {
-                "state": self.state(key),
-                "failures": self._failures.get(key, 0),
-                "retry_in_seconds": round(max(0.0, (until or now) - now), 1),
-                "retry_at": _iso(wall + max(0.0, until - now)) if until else None,
-            }
-        return report
 
 
 def _moves_on(exc: BaseException) -> bool:
@@ -309,10 +249,6 @@ def _error_text(frame: bytes) -> str:
         return str(data["error"]["message"])
     except (IndexError, KeyError, TypeError, msgspec.DecodeError):
         return "the stream failed at its first event"
-
-
-def _iso(epoch: float) -> str:
-    return datetime.datetime.fromtimestamp(epoch, datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _exhausted(

@@ -96,9 +96,12 @@ def test_plain_answer_is_printed(
     assert {"thinking", "context_management", "output_config", "metadata"}.isdisjoint(sent)
 
 
-def test_read_tool_round_trip(gateway: Gateway, upstream: ScriptedUpstream, tmp_path: Path) -> None:
+def _read_round_trip(
+    gateway: Gateway, upstream: ScriptedUpstream, tmp_path: Path, word: str
+) -> subprocess.CompletedProcess[str]:
+    """Claude Code reads a file through the gateway; the upstream asks for it, then quotes it."""
     secret = tmp_path / "hello.txt"
-    secret.write_text("The secret word is banana.\n")
+    secret.write_text(f"The secret word is {word}.\n")
 
     def respond(seen: Seen) -> Reply:
         last = seen.body["messages"][-1]
@@ -115,7 +118,12 @@ def test_read_tool_round_trip(gateway: Gateway, upstream: ScriptedUpstream, tmp_
     finally:
         upstream.responder = None
     assert result.returncode == 0, result.stderr
-    assert "The secret word is banana." in result.stdout
+    assert f"The secret word is {word}." in result.stdout
+    return result
+
+
+def test_read_tool_round_trip(gateway: Gateway, upstream: ScriptedUpstream, tmp_path: Path) -> None:
+    _read_round_trip(gateway, upstream, tmp_path, "banana")
     second = upstream.seen[-1].body["messages"]
     assert [m["role"] for m in second][-2:] == ["assistant", "tool"]
     assert second[-2]["tool_calls"][0]["function"]["name"] == "Read"
@@ -172,25 +180,7 @@ def router_gateway(
 def test_read_tool_round_trip_through_the_router_while_the_first_candidate_fails(
     router_gateway: Gateway, upstream: ScriptedUpstream, tmp_path: Path
 ) -> None:
-    secret = tmp_path / "hello.txt"
-    secret.write_text("The secret word is cherry.\n")
-
-    def respond(seen: Seen) -> Reply:
-        last = seen.body["messages"][-1]
-        if last["role"] == "tool":
-            return Reply(sse=text_chunks("The file says: " + last["content"].strip()))
-        return Reply(
-            sse=tool_chunks("Read", json.dumps({"file_path": str(secret)}), call_id="call_read_2")
-        )
-
-    upstream.reset()
-    upstream.responder = respond
-    try:
-        result = claude(router_gateway, tmp_path, "read hello.txt")
-    finally:
-        upstream.responder = None
-    assert result.returncode == 0, result.stderr
-    assert "The secret word is cherry." in result.stdout
+    _read_round_trip(router_gateway, upstream, tmp_path, "cherry")
     failing: ScriptedUpstream = router_gateway.failing  # type: ignore[attr-defined]
     assert any(s.method == "POST" for s in failing.seen)  # the first candidate was tried
     assert "cherry" in upstream.seen[-1].body["messages"][-1]["content"]

@@ -102,7 +102,7 @@ def test_every_shipped_candidate_names_a_shipped_provider() -> None:
 
 
 def test_half_open_lets_one_call_through_at_a_time() -> None:
-    from multiport.fallback import Breaker
+    from multiport.breaker import Breaker
     from multiport.router_spec import BreakerSpec
 
     breaker = Breaker(BreakerSpec(failures=1, cool_down=0.01))
