@@ -39,6 +39,10 @@ class Breaker:
         self._trying.add(key)
         return True
 
+    def release(self, key: str) -> None:
+        """A trial that ended with neither verdict (the client left): another may try."""
+        self._trying.discard(key)
+
     def success(self, key: str) -> None:
         self._trying.discard(key)
         self._failures.pop(key, None)

@@ -13,6 +13,7 @@ import urllib.request
 from typing import Any
 
 from .compile import load_providers
+from .scrub import PLACEHOLDER_KEY
 
 __all__ = ["register"]
 
@@ -47,7 +48,7 @@ def _environment(url: str) -> dict[str, str]:
     # A key the client already has is kept: an Anthropic passthrough provider forwards it.
     return {
         "ANTHROPIC_BASE_URL": url,
-        "ANTHROPIC_API_KEY": os.environ.get("ANTHROPIC_API_KEY") or "multiport",
+        "ANTHROPIC_API_KEY": os.environ.get("ANTHROPIC_API_KEY") or PLACEHOLDER_KEY,
     }
 
 
@@ -55,8 +56,9 @@ def _cmd_env(args: argparse.Namespace) -> int:
     url = _address(args.dir, args.name)
     if url is None:
         return 1
-    for key, value in _environment(url).items():
-        print(f"export {key}={value}")
+    # The key is never printed: a shell that has one keeps it.
+    print(f"export ANTHROPIC_BASE_URL={url}")
+    print(f"export ANTHROPIC_API_KEY=${{ANTHROPIC_API_KEY:-{PLACEHOLDER_KEY}}}")
     return 0
 
 

@@ -191,7 +191,7 @@ class Engine:
         upstream_stream = request.stream and self._spec_options.can_stream
         call = self._translate(request, target, headers, scrub, upstream_stream)
         extra = (
-            {"multiport-dropped-tools": ", ".join(call.neutral.dropped_tools)}
+            {"multiport-dropped-tools": _header_value(", ".join(call.neutral.dropped_tools))}
             if call.neutral.dropped_tools
             else {}
         )
@@ -305,7 +305,7 @@ class Engine:
             light = decode_passthrough(body)
             target = self._target(light.model)
             body = with_model(body, light.model, target)
-            url = self.provider.messages_url + "/count_tokens"
+            url = self.provider.url_for(target, False) + "/count_tokens"
             headers = self._headers(client_headers, target, request_id)
             async with self.upstream.open(url, headers, body) as response:
                 return self.scrubber_for(client_headers).bytes(await read_body(response))
@@ -321,6 +321,11 @@ class Engine:
         except RecursionError as exc:
             raise InvalidRequest("invalid request: the request is nested too deeply") from exc
         return _encode({"input_tokens": count})
+
+
+def _header_value(text: str) -> str:
+    """Client-given text made safe for a header: printable ASCII on one line."""
+    return "".join(c if " " <= c <= "~" else "?" for c in text)[:1000]
 
 
 async def _replay(frames: bytes) -> AsyncIterator[bytes]:

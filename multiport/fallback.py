@@ -83,7 +83,8 @@ class RouterEngine:
         self.engines = engines
         self.breaker = Breaker(router.spec.breaker)
         self.retry = router.spec.retry
-        reached = {c.provider for rule in router.rules for c in rule.candidates}
+        self.listed = {str(c): c for rule in router.rules for c in rule.candidates}
+        reached = {c.provider for c in self.listed.values()}
         self.scrubber = Scrubber(
             s for name in reached if name in engines for s in engines[name].provider.secrets
         )
@@ -113,7 +114,10 @@ class RouterEngine:
                 continue
             try:
                 answer = await self._call(candidate, body, request, headers, request_id, deadline)
-            except ApiError as exc:
+            except BaseException as exc:
+                if not isinstance(exc, ApiError):
+                    self.breaker.release(str(candidate))  # cancelled, or a bug: no verdict
+                    raise
                 if not _moves_on(exc):
                     self.breaker.success(str(candidate))  # it answered: the request is at fault
                     raise
@@ -136,9 +140,10 @@ class RouterEngine:
 
     def _candidates(self, request: MessagesRequest) -> tuple[str, tuple[Candidate, ...]]:
         """The rule's name and candidates; a `provider/model` the client names is itself."""
-        provider, _, model = request.model.partition("/")
-        if model and provider in self.engines:
-            return "explicit", (Candidate(provider, model),)
+        # Only what the router lists (/v1/models) is a name: its breaker state stays bounded.
+        named = self.listed.get(request.model)
+        if named is not None:
+            return "explicit", (named,)
         rule = self.router.pick(features_of(request))
         if rule is None:
             raise NotFound(
@@ -217,28 +222,32 @@ async def _first_event(answer: Answer) -> Answer:
     """A stream's first upstream event, awaited before the client sees a byte.
 
     A 200 whose stream fails at once (an error event first, an empty body) is a failed
-    candidate like any other, not a committed stream.
+    candidate like any other, not a committed stream. Pings while the upstream is silent
+    do not commit it: the caller's attempt timeout still runs.
     """
     if answer.stream is None:
         return answer
     stream = answer.stream
-    frames = [await anext(stream)]  # message_start, made by the gateway
-    try:
-        frames.append(await anext(stream))
-    except StopAsyncIteration:
-        return _replayed(answer, frames, stream)
-    if frames[-1].startswith(b"event: error"):
-        await stream.aclose()  # type: ignore[attr-defined]
-        raise UpstreamStreamError(_error_text(frames[-1]))
+    frames: list[bytes] = []
+    async for frame in stream:
+        frames.append(frame)
+        if frame.startswith(b"event: error"):
+            await stream.aclose()  # type: ignore[attr-defined]
+            raise UpstreamStreamError(_error_text(frame))
+        if not frame.startswith((b"event: ping", b"event: message_start")):
+            break  # the upstream's first real event: committed
     return _replayed(answer, frames, stream)
 
 
 def _replayed(answer: Answer, frames: list[bytes], rest: AsyncIterator[bytes]) -> Answer:
     async def stream() -> AsyncIterator[bytes]:
-        for frame in frames:
-            yield frame
-        async for frame in rest:
-            yield frame
+        try:
+            for frame in frames:
+                yield frame
+            async for frame in rest:
+                yield frame
+        finally:
+            await rest.aclose()  # type: ignore[attr-defined]
 
     return Answer(stream=stream(), headers=answer.headers)
 

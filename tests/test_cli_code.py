@@ -37,7 +37,7 @@ def test_env_prints_the_exports(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines() == [
         f"export ANTHROPIC_BASE_URL=http://127.0.0.1:{port}",
-        "export ANTHROPIC_API_KEY=multiport",
+        "export ANTHROPIC_API_KEY=${ANTHROPIC_API_KEY:-multiport}",
     ]
 
 

@@ -180,3 +180,16 @@ def test_valid_request_shapes_are_accepted(
     assert response.status_code == 200, response.text
     sent = json.dumps(sent_body(respx_mock))
     assert sent.count("important fact") == 2
+
+
+def test_a_dropped_tool_with_any_name_is_a_clean_header(
+    tmp_path: Path, respx_mock: respx.MockRouter
+) -> None:
+    answer_ok(respx_mock)
+    tools = [*TOOLS, {"type": "web_search_20250305", "name": "ツール\r\nx-evil: 1"}]
+    dropping = provider(tmp_path, "options:\n  server_tools: drop\n")
+    with TestClient(create_app(dropping, transport=httpx.AsyncHTTPTransport())) as client:
+        response = ask(client, tools=tools)
+    assert response.status_code == 200
+    assert response.headers["multiport-dropped-tools"] == "?????x-evil: 1"
+    assert "x-evil" not in {k.lower() for k in response.headers}

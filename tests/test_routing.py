@@ -128,3 +128,17 @@ def test_route_says_which_candidates_would_be_skipped_now_and_why(
     out = capsys.readouterr().out
     assert "github-models/openai/gpt-4.1  (skipped now: no credentials: set GITHUB_TOKEN)" in out
     assert "candidate  ollama/llama3.2\n" in out  # needs no key: tried
+
+
+def test_a_trial_that_ends_without_a_verdict_lets_another_try() -> None:
+    from multiport.breaker import Breaker
+    from multiport.router_spec import BreakerSpec
+
+    breaker = Breaker(BreakerSpec(failures=1, cool_down=0.01))
+    breaker.failure("a/m")
+    import time
+
+    time.sleep(0.02)
+    assert breaker.acquire("a/m")
+    breaker.release("a/m")  # the client left mid-trial
+    assert breaker.acquire("a/m")
