@@ -32,7 +32,7 @@ from .errors import (
     UpstreamTimeout,
 )
 from .router_spec import RetrySpec
-from .routing import Candidate, Router, features_of
+from .routing import Candidate, Router
 from .scrub import Scrubber, clean, client_key
 
 __all__ = ["RouterEngine"]
@@ -144,7 +144,7 @@ class RouterEngine:
         named = self.listed.get(request.model)
         if named is not None:
             return "explicit", (named,)
-        rule = self.router.pick(features_of(request))
+        rule = self.router.pick(self.router.features(request))
         if rule is None:
             raise NotFound(
                 f"no rule of router {self.router.name} matches model {request.model!r}; "

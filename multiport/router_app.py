@@ -12,7 +12,7 @@ from .anthropic_wire import decode_count
 from .app import CLAUDE_ALIASES, exception_handlers, shared_routes
 from .engine import Engine
 from .fallback import RouterEngine
-from .routing import Router, features_of
+from .routing import Router
 from .tokens import estimate_tokens
 
 __all__ = ["create_router_app"]
@@ -100,7 +100,7 @@ def explain(router: Router, request_body: bytes) -> dict[str, Any]:
     """Which rule a request meets and its candidates (for `multiport route`)."""
     from .anthropic_wire import decode_messages
 
-    features = features_of(decode_messages(request_body))
+    features = router.features(decode_messages(request_body))
     rule = router.pick(features)
     return {
         "features": {

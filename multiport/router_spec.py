@@ -18,7 +18,7 @@ class RouteWhenSpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_
     ] = None
     background: Annotated[
         bool | None,
-        Meta(description="Claude Code's small background model (a `haiku` name) is asked."),
+        Meta(description="The client's small background model is asked (`background_model`)."),
     ] = None
     thinking: Annotated[
         bool | None,
@@ -94,5 +94,12 @@ class RouterSpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_onl
     """Ordered rules over the other providers, with fallback, retries and circuit breaking."""
 
     rules: Annotated[list[RouteRuleSpec], Meta(description="Ordered rules; the first match wins.")]
+    background_model: Annotated[
+        str,
+        Meta(
+            description="Regex of the client's small background model, for `when.background` "
+            "(Claude Code's is a `haiku` name)."
+        ),
+    ] = "haiku"
     retry: Annotated[RetrySpec, Meta(description="Retries of one candidate.")] = RetrySpec()
     breaker: Annotated[BreakerSpec, Meta(description="Circuit breaking.")] = BreakerSpec()

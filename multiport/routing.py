@@ -12,8 +12,6 @@ from .tokens import estimate_tokens
 
 __all__ = ["Candidate", "Features", "RouteRule", "Router", "compile_router", "features_of"]
 
-_BACKGROUND = re.compile(r"haiku")
-
 
 @dataclass(frozen=True)
 class Candidate:
@@ -31,14 +29,11 @@ class Features:
     """What a request is, as rules read it."""
 
     model: str
+    background: bool
     thinking: bool
     input_tokens: int
     images: bool
     web_search: bool
-
-    @property
-    def background(self) -> bool:
-        return _BACKGROUND.search(self.model) is not None
 
 
 @dataclass(frozen=True)
@@ -74,13 +69,18 @@ class Router:
     port: int
     spec: RouterSpec
     rules: tuple[RouteRule, ...]
+    background: re.Pattern[str]
+
+    def features(self, request: MessagesRequest) -> Features:
+        """What `request` is, as this router's rules read it."""
+        return features_of(request, self.background)
 
     def pick(self, features: Features) -> RouteRule | None:
         """The first rule that matches, or None."""
         return next((r for r in self.rules if r.matches(features)), None)
 
 
-def features_of(request: MessagesRequest) -> Features:
+def features_of(request: MessagesRequest, background: re.Pattern[str]) -> Features:
     """The features rules read, from a decoded request."""
     # Claude Code sends `adaptive` with every request: only an explicit budget counts.
     thinking = request.thinking is not None and request.thinking.type == "enabled"
@@ -92,7 +92,8 @@ def features_of(request: MessagesRequest) -> Features:
     )
     web_search = any((t.type or "").startswith("web_search") for t in request.tools or ())
     tokens = estimate_tokens(request.system, request.messages, request.tools)
-    return Features(request.model, thinking, tokens, images, web_search)
+    is_background = background.search(request.model) is not None
+    return Features(request.model, is_background, thinking, tokens, images, web_search)
 
 
 def compile_router(loaded: LoadedFile, spec: RouterSpec, host: str, port: int) -> Router | None:
@@ -126,4 +127,9 @@ def compile_router(loaded: LoadedFile, spec: RouterSpec, host: str, port: int) -
         rules.append(RouteRule(i, rule.name or f"#{i}", rule.when, pattern, tuple(candidates)))
     if any(p.severity == "error" for p in loaded.problems):
         return None
-    return Router(loaded.name, str(loaded.path), host, port, spec, tuple(rules))
+    try:
+        background = re.compile(spec.background_model)
+    except re.error as exc:
+        loaded.problem(("router", "background_model"), f"invalid regex: {exc.msg}; fix the pattern")
+        return None
+    return Router(loaded.name, str(loaded.path), host, port, spec, tuple(rules), background)
