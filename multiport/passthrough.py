@@ -19,34 +19,41 @@ _MAX_HELD = 1 << 20  # an event larger than this is passed on in pieces
 async def passthrough_stream(
     source: AsyncIterator[bytes], scrub: Scrubber, host: str
 ) -> AsyncIterator[bytes]:
-    """The upstream's bytes, cut at event boundaries so no secret is split between reads."""
-    held = b""
+    """The upstream's bytes, cut at event boundaries so no secret is split between reads.
+
+    Each byte is searched for a boundary once, whatever the sizes of the reads.
+    """
+    held = bytearray()
+    scanned = 0  # bytes of `held` already searched for a boundary
     ended = False  # a message_stop or an error event went by
     try:
         async for chunk in source:
             held += chunk
-            cut = _boundary(held)
+            cut = _boundary(held, max(0, scanned - 3))
+            scanned = len(held)
             if cut == -1:
                 if len(held) < _MAX_HELD:
                     continue
                 cut = len(held)
-            piece = held[:cut]
+            piece = bytes(held[:cut])
+            del held[:cut]
+            scanned = len(held)
             ended = ended or b"event: message_stop" in piece or b"event: error" in piece
             yield scrub.bytes(piece)
-            held = held[cut:]
     except httpx.HTTPError as exc:
         raise stream_error(exc, host) from None
     if held:
-        ended = ended or b"event: message_stop" in held or b"event: error" in held
-        yield scrub.bytes(held)
+        rest = bytes(held)
+        ended = ended or b"event: message_stop" in rest or b"event: error" in rest
+        yield scrub.bytes(rest)
     if not ended:
         # Never a fake end: a stream cut short says so.
         raise UpstreamStreamError(f"the upstream {host} stream ended before message_stop")
 
 
-def _boundary(data: bytes) -> int:
-    """Where the last complete event ends, or -1."""
-    lf, crlf = data.rfind(b"\n\n"), data.rfind(b"\r\n\r\n")
+def _boundary(data: bytearray, start: int) -> int:
+    """Where the last complete event ends, searching from `start`, or -1."""
+    lf, crlf = data.rfind(b"\n\n", start), data.rfind(b"\r\n\r\n", start)
     return max(lf + 2 if lf != -1 else -1, crlf + 4 if crlf != -1 else -1)
 
 

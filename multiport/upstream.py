@@ -116,7 +116,7 @@ class Upstream:
         if response.status_code < 400:
             raise self._redirect_error(response)
         try:
-            raw = await response.aread()
+            raw, _ = await _read_at_most(response, _MAX_ERROR_BODY)
         except httpx.HTTPError:
             raw = b""
         status = response.status_code
@@ -209,11 +209,30 @@ def _is_timeout(exc: BaseException) -> bool:
     return isinstance(exc, httpx.TimeoutException)
 
 
+MAX_BODY = 64 << 20  # a complete answer larger than this is an upstream fault
+_MAX_ERROR_BODY = 64 << 10  # of an error answer only the start is read
+
+
+async def _read_at_most(response: httpx.Response, limit: int) -> tuple[bytes, bool]:
+    """Up to `limit` bytes of the body, and whether there was more."""
+    pieces: list[bytes] = []
+    size = 0
+    async for chunk in response.aiter_bytes():
+        pieces.append(chunk)
+        size += len(chunk)
+        if size > limit:
+            return b"".join(pieces)[:limit], True
+    return b"".join(pieces), False
+
+
 async def read_body(response: httpx.Response) -> bytes:
     """The whole body of a 2xx answer; a failure while reading it is the upstream's."""
     try:
-        return await response.aread()
+        body, more = await _read_at_most(response, MAX_BODY)
     except httpx.TimeoutException as exc:
         raise UpstreamTimeout("the upstream stopped answering mid-response") from exc
     except httpx.HTTPError as exc:
         raise UpstreamProtocolError(f"the upstream answer broke: {type(exc).__name__}") from exc
+    if more:
+        raise UpstreamProtocolError(f"the upstream answered more than {MAX_BODY >> 20} MiB")
+    return body

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+from collections.abc import AsyncIterator
 from pathlib import Path
 
+import httpx
+import pytest
 import respx
 from litestar.testing import TestClient
 
@@ -73,3 +76,36 @@ def test_count_tokens_is_estimated_locally_unless_the_upstream_counts(tmp_path: 
     with TestClient(anthropic_app(tmp_path)) as client:
         counted = client.post("/v1/messages/count_tokens", json=body).json()["input_tokens"]
     assert counted > 50  # a rough count of a body the strict reader does not know
+
+
+async def test_a_passthrough_stream_is_cut_at_events_whatever_the_reads() -> None:
+    from multiport.passthrough import passthrough_stream
+    from multiport.scrub import Scrubber
+
+    secret = "sk-relayed-secret-0123456789"
+    events = (
+        b'event: message_start\ndata: {"type":"message_start"}\n\n'
+        + f'event: content_block_delta\ndata: {{"text":"{secret}"}}\n\n'.encode()
+        + b'event: message_stop\ndata: {"type":"message_stop"}\n\n'
+    )
+
+    async def one_byte_at_a_time() -> AsyncIterator[bytes]:
+        for i in range(len(events)):
+            yield events[i : i + 1]
+
+    out = [p async for p in passthrough_stream(one_byte_at_a_time(), Scrubber([secret]), "h")]
+    assert b"".join(out) == events.replace(secret.encode(), b"[redacted]")
+    assert all(piece.endswith(b"\n\n") for piece in out)  # whole events only
+
+
+async def test_an_upstream_answer_larger_than_the_cap_is_an_upstream_error(
+    respx_mock: respx.MockRouter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from multiport import upstream as upstream_module
+    from multiport.errors import UpstreamProtocolError
+
+    monkeypatch.setattr(upstream_module, "MAX_BODY", 1000)
+    respx_mock.get("http://big.test/").respond(content=b"x" * 5000)
+    async with httpx.AsyncClient() as client, client.stream("GET", "http://big.test/") as response:
+        with pytest.raises(UpstreamProtocolError, match="more than"):
+            await upstream_module.read_body(response)
