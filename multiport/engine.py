@@ -21,7 +21,6 @@ from .answer import fold, message_events
 from .anthropic_wire import (
     MessagesRequest,
     PassthroughRequest,
-    decode_count,
     decode_messages,
     decode_passthrough,
 )
@@ -43,7 +42,7 @@ from .relay import guarded, translate_stream
 from .render import render_request
 from .scrub import Scrubber, client_key, excerpt
 from .streaming import StreamState, encode_events
-from .tokens import estimate_tokens
+from .tokens import count_body, estimate_tokens
 from .upstream import Upstream, read_body
 
 __all__ = ["Answer", "Engine"]
@@ -84,7 +83,6 @@ class Engine:
         self.upstream = upstream
         self.catalog = catalog
         self.scrubber = Scrubber(provider.secrets)
-        self.options = provider.template_options
         self._spec_options = provider.spec.options
         self._auth_header = provider.spec.auth.header.lower()
         self._bearer = self._auth_header == "authorization"
@@ -216,7 +214,11 @@ class Engine:
     ) -> _Call:
         info = self.catalog.get(target)
         rendered = render_request(self.provider, request, target, info=info, stream=stream)
-        context = {"request": rendered.data, "options": self.options, "model": target}
+        context = {
+            "request": rendered.data,
+            "options": self.provider.template_options,
+            "model": target,
+        }
         estimate = estimate_tokens(request.system, request.messages, request.tools)
         url = self.provider.url_for(target, stream)
         return _Call(
@@ -310,16 +312,12 @@ class Engine:
             async with self.upstream.open(url, headers, body) as response:
                 return self.scrubber_for(client_headers).bytes(await read_body(response))
         try:
-            request = decode_count(body)
+            count = count_body(body)
         except InvalidRequest:
             if not self.provider.wire.passthrough:
                 raise
             # An Anthropic upstream reads shapes multiport does not: count the body roughly.
-            return _encode({"input_tokens": max(1, len(body) // 4)})
-        try:
-            count = estimate_tokens(request.system, request.messages, request.tools)
-        except RecursionError as exc:
-            raise InvalidRequest("invalid request: the request is nested too deeply") from exc
+            count = max(1, len(body) // 4)
         return _encode({"input_tokens": count})
 
 

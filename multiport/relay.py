@@ -168,8 +168,7 @@ async def _with_pings(source: AsyncIterator[bytes], interval: float) -> AsyncIte
             except StopAsyncIteration:
                 return
             finally:
-                if done:
-                    pending = None
+                pending = None
             yield chunk
     finally:
         if pending is not None:

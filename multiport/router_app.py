@@ -8,12 +8,11 @@ from typing import Any
 import msgspec
 from litestar import Litestar, Request, Response, get, post
 
-from .anthropic_wire import decode_count
 from .app import CLAUDE_ALIASES, exception_handlers, shared_routes
 from .engine import Engine
 from .fallback import RouterEngine
 from .routing import Router
-from .tokens import estimate_tokens
+from .tokens import count_body
 
 __all__ = ["create_router_app"]
 
@@ -23,11 +22,11 @@ _encode = msgspec.json.Encoder().encode
 def create_router_app(router: Router, engines: Mapping[str, Engine]) -> Litestar:
     """One Litestar app routing over the other providers' engines (same process)."""
     port = RouterEngine(router, engines)
+    listed = {shape: _encode(_models(router, openai=shape)) for shape in (False, True)}
 
     @post("/v1/messages/count_tokens", status_code=200)
     async def count_tokens(request: Request[Any, Any, Any]) -> Response[bytes]:
-        counted = decode_count(await request.body())
-        tokens = estimate_tokens(counted.system, counted.messages, counted.tools)
+        tokens = count_body(await request.body())
         return Response(_encode({"input_tokens": tokens}), media_type="application/json")
 
     @get("/v1/models")
@@ -35,7 +34,7 @@ def create_router_app(router: Router, engines: Mapping[str, Engine]) -> Litestar
         openai = request.query_params.get("format") == "openai" or request.headers.get(
             "user-agent", ""
         ).startswith("OpenAI/")
-        return Response(_encode(_models(router, openai=openai)), media_type="application/json")
+        return Response(listed[openai], media_type="application/json")
 
     @get("/health")
     async def health() -> Response[bytes]:

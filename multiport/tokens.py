@@ -6,7 +6,7 @@ from typing import Any
 
 import msgspec
 
-__all__ = ["estimate_tokens"]
+__all__ = ["count_body", "estimate_tokens"]
 
 _encode = msgspec.json.Encoder().encode
 _IMAGE_TOKENS = 1600  # Anthropic's guidance for a ~1 megapixel image
@@ -44,3 +44,15 @@ def estimate_tokens(system: Any, messages: list[Any], tools: list[Any] | None) -
     chars, images = _count(msgspec.to_builtins([system, messages, tools or []]))
     framing = 4 * len(messages) + (10 if system else 0)
     return max(1, int(chars / 3.5) + images * _IMAGE_TOKENS + framing)
+
+
+def count_body(body: bytes) -> int:
+    """The estimate for a `count_tokens` body; malformed or too deep input is a 400."""
+    from .anthropic_wire import decode_count
+    from .errors import InvalidRequest
+
+    request = decode_count(body)
+    try:
+        return estimate_tokens(request.system, request.messages, request.tools)
+    except RecursionError as exc:
+        raise InvalidRequest("invalid request: the request is nested too deeply") from exc
