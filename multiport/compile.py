@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path as FsPath
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -16,7 +17,7 @@ from jsonpath_ng.ext import parse as parse_jsonpath  # type: ignore[attr-defined
 
 from ._yamlsource import Path
 from .errors import Problem
-from .loader import LoadedFile, find_provider_files, load_file
+from .loader import LoadedFile, find_provider_files, load_defaults, load_file
 from .mapping import Rule
 from .provider import CatalogPaths, Provider
 from .rehearse import rehearse
@@ -48,8 +49,9 @@ def load_providers(
     """Load, compile and cross-check every provider file under `paths`."""
     files, problems = find_provider_files(paths)
     result = LoadResult([], problems, [])
+    defaults = _folder_defaults(result, {path.parent for path in files}, environ)
     for path in files:
-        loaded = load_file(path, environ)
+        loaded = load_file(path, environ, defaults.get(path.parent))
         result.files.append(loaded)
         compiled = _compile_any(loaded, strict_env) if loaded.spec is not None else None
         loaded.problems.sort(key=lambda p: (p.line, p.column))
@@ -62,6 +64,19 @@ def load_providers(
     _cross_check(result)
     _check_routes(result)
     return result
+
+
+def _folder_defaults(
+    result: LoadResult, folders: set[FsPath], environ: Mapping[str, str] | None
+) -> dict[FsPath, dict[str, Any]]:
+    """Each folder's `_defaults.yaml`, loaded once; its problems join the result's."""
+    found: dict[FsPath, dict[str, Any]] = {}
+    for folder in sorted(folders):
+        loaded = load_defaults(folder, environ)
+        if loaded is not None:
+            result.problems.extend(loaded.problems)
+            found[folder] = loaded.defaults
+    return found
 
 
 def _compile_any(loaded: LoadedFile, strict_env: bool) -> Provider | Router | None:

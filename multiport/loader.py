@@ -14,10 +14,15 @@ import yaml
 from ._yamlsource import Path, YamlSource, format_path
 from .envsubst import interpolate, read_dotenv
 from .errors import Problem
+from .limits_spec import DefaultsSpec
 from .spec import ProviderSpec
-from .spec_check import decode_spec
+from .spec_check import decode_spec, report_validation
 
-__all__ = ["LoadedFile", "find_provider_files", "load_file"]
+__all__ = ["DEFAULTS_FILE", "LoadedFile", "find_provider_files", "load_defaults", "load_file"]
+
+# A providers folder's defaults for every file in it: `limits:` and `timeouts:`.
+DEFAULTS_FILE = "_defaults.yaml"
+_DEFAULTED = ("limits", "timeouts")
 
 
 @dataclass
@@ -33,6 +38,8 @@ class LoadedFile:
     problems: list[Problem] = field(default_factory=list)
     # Paths whose value in `spec` stands in for a wrong or missing required one.
     stand_ins: set[Path] = field(default_factory=set)
+    # For a folder's `_defaults.yaml`: its `limits:` and `timeouts:`, once checked.
+    defaults: dict[str, Any] = field(default_factory=dict)
 
     @property
     def name(self) -> str:
@@ -57,7 +64,9 @@ def find_provider_files(paths: list[str]) -> tuple[list[FsPath], list[Problem]]:
     for raw in paths:
         path = FsPath(raw)
         if path.is_dir():
-            found = sorted([*path.glob("*.yaml"), *path.glob("*.yml")])
+            found = sorted(
+                p for p in [*path.glob("*.yaml"), *path.glob("*.yml")] if p.name != DEFAULTS_FILE
+            )
             if not found:
                 problems.append(Problem(raw, 1, 1, "folder holds no *.yaml provider file"))
             files.extend(found)
@@ -68,7 +77,43 @@ def find_provider_files(paths: list[str]) -> tuple[list[FsPath], list[Problem]]:
     return files, problems
 
 
-def load_file(path: FsPath, environ: Mapping[str, str] | None = None) -> LoadedFile:
+def load_defaults(folder: FsPath, environ: Mapping[str, str] | None = None) -> LoadedFile | None:
+    """The folder's `_defaults.yaml`, checked; None when the folder has none.
+
+    Its `limits:` and `timeouts:` are in `defaults`; a file with problems gives none (the
+    built-in defaults apply) and its problems are reported like a provider file's.
+    """
+    path = folder / DEFAULTS_FILE
+    if not path.is_file():
+        return None
+    loaded = LoadedFile(path)
+    data = _parse(loaded, what="a defaults file of `limits:` and `timeouts:`")
+    if data is None:
+        return loaded
+    data = interpolate(data, os.environ if environ is None else environ).data
+    try:
+        msgspec.convert(data, DefaultsSpec, strict=False)
+    except msgspec.ValidationError as exc:
+        report_validation(loaded, str(exc), ())
+        return loaded
+    loaded.defaults = {key: data[key] for key in _DEFAULTED if isinstance(data.get(key), dict)}
+    return loaded
+
+
+def _with_defaults(data: dict[str, Any], defaults: Mapping[str, Any]) -> dict[str, Any]:
+    """The file's data with the folder's defaults under its own `limits:` and `timeouts:`."""
+    merged = dict(data)
+    for key, values in defaults.items():
+        own = data.get(key, {})
+        merged[key] = {**values, **own} if isinstance(own, dict) else own
+    return merged
+
+
+def load_file(
+    path: FsPath,
+    environ: Mapping[str, str] | None = None,
+    defaults: Mapping[str, Any] | None = None,
+) -> LoadedFile:
     """Read, interpolate and decode one provider file; problems are collected, not raised.
 
     A file with schema errors still gets a spec when it can: what is wrong is left out (a
@@ -84,7 +129,7 @@ def load_file(path: FsPath, environ: Mapping[str, str] | None = None) -> LoadedF
     interpolated = interpolate(data, env)
     loaded.env = env
     loaded.missing_env, loaded.used_env = interpolated.missing, interpolated.used
-    spec = decode_spec(loaded, interpolated.data)
+    spec = decode_spec(loaded, _with_defaults(interpolated.data, defaults or {}))
     if spec is not None and spec.name is None:
         spec = msgspec.structs.replace(spec, name=path.stem)
     loaded.spec = spec
@@ -92,7 +137,9 @@ def load_file(path: FsPath, environ: Mapping[str, str] | None = None) -> LoadedF
     return loaded
 
 
-def _parse(loaded: LoadedFile) -> dict[Any, Any] | None:
+def _parse(
+    loaded: LoadedFile, what: str = "a provider file of keys such as port, base_url"
+) -> dict[Any, Any] | None:
     """The file's YAML mapping, its positions in `loaded.source`; None after a problem."""
     try:
         text = loaded.path.read_text(encoding="utf-8")
@@ -112,7 +159,7 @@ def _parse(loaded: LoadedFile) -> dict[Any, Any] | None:
     _report_duplicates(loaded, loaded.source)
     data = loaded.source.data
     if not isinstance(data, dict):
-        loaded.problem((), "a provider file must be a YAML mapping of keys such as port, base_url")
+        loaded.problem((), f"{what} must be a YAML mapping")
         return None
     return data
 

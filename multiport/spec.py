@@ -11,6 +11,7 @@ from typing import Annotated, Any, Literal
 import msgspec
 from msgspec import Meta
 
+from .limits_spec import LimitsSpec, TimeoutsSpec
 from .options import OptionsSpec, ToolStreamSpec
 from .router_spec import RouterSpec
 
@@ -18,6 +19,7 @@ __all__ = [
     "AuthSpec",
     "CatalogFields",
     "CatalogSpec",
+    "LimitsSpec",
     "MappingSpec",
     "OptionsSpec",
     "ProviderSpec",
@@ -61,17 +63,6 @@ class AuthSpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=
             "to the upstream when it sends one (bring your own key)."
         ),
     ] = False
-
-
-class TimeoutsSpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
-    """Upstream timeouts, in seconds."""
-
-    connect: Annotated[float, Meta(gt=0, description="Time to open a connection.")] = 10.0
-    read: Annotated[
-        float, Meta(gt=0, description="Longest silence between two reads of the answer.")
-    ] = 600.0
-    write: Annotated[float, Meta(gt=0, description="Time to send the request body.")] = 60.0
-    pool: Annotated[float, Meta(gt=0, description="Time to wait for a free connection.")] = 10.0
 
 
 class CatalogFields(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
@@ -122,6 +113,14 @@ class CatalogSpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_on
         3600.0
     )
     timeout: Annotated[float, Meta(gt=0, description="Timeout of one catalog fetch.")] = 10.0
+    send_auth: Annotated[
+        bool | None,
+        Meta(
+            description="Send the provider's `auth` header with the catalog request. By "
+            "default it is sent only when the catalog URL has the same origin (scheme, host, "
+            "port) as `base_url`; `true` sends it to another origin too."
+        ),
+    ] = None
     require_capabilities: Annotated[
         list[str],
         Meta(description="Keep only models whose capabilities include all of these."),
@@ -257,7 +256,17 @@ class ProviderSpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_o
             "may be a template of `request_id` and `model`, e.g. `mp-{{ request_id }}`."
         ),
     ] = {}
-    timeouts: Annotated[TimeoutsSpec, Meta(description="Upstream timeouts.")] = TimeoutsSpec()
+    timeouts: Annotated[
+        TimeoutsSpec,
+        Meta(description="Upstream timeouts; keys not given come from `_defaults.yaml`."),
+    ] = TimeoutsSpec()
+    limits: Annotated[
+        LimitsSpec,
+        Meta(
+            description="Bounds on requests, connections, upstream answers and templates; "
+            "keys not given come from `_defaults.yaml`, then the built-in defaults."
+        ),
+    ] = LimitsSpec()
     catalog: Annotated[CatalogSpec | None, Meta(description="The upstream's model list.")] = None
     mappings: Annotated[
         list[MappingSpec],

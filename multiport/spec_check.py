@@ -23,7 +23,7 @@ from .spec import MappingSpec, ProviderSpec
 if TYPE_CHECKING:
     from .loader import LoadedFile
 
-__all__ = ["decode_spec"]
+__all__ = ["decode_spec", "report_validation"]
 
 # msgspec's " - at `$.a[0].b`", or " - at `key` in `$.headers`" for a wrong key.
 _MSGSPEC_AT = re.compile(r" - at (`key` in )?`(\$[^`]*)`$")
@@ -56,12 +56,12 @@ def decode_spec(loaded: LoadedFile, data: dict[Any, Any]) -> ProviderSpec | None
         reported = len(loaded.problems)
         repaired = _check_struct(loaded, known, ProviderSpec, ())
         if len(loaded.problems) == reported:  # the field-by-field check missed it: say it
-            _report_validation(loaded, str(exc), ())
+            report_validation(loaded, str(exc), ())
             return None
     try:
         spec = msgspec.convert(repaired, ProviderSpec, strict=False)
     except msgspec.ValidationError as exc:  # a rule on a whole list or mapping, say
-        _report_validation(loaded, str(exc), ())
+        report_validation(loaded, str(exc), ())
         return None
     if ("port",) in loaded.stand_ins:
         spec = msgspec.structs.replace(spec, port=next(_PORTS))
@@ -149,7 +149,7 @@ def _convert(loaded: LoadedFile, value: Any, tp: Any, path: Path) -> Any:
     try:
         msgspec.convert(value, tp, strict=False)
     except msgspec.ValidationError as exc:
-        _report_validation(loaded, str(exc), path)
+        report_validation(loaded, str(exc), path)
         return _INVALID
     return value
 
@@ -207,7 +207,7 @@ def _report_missing(loaded: LoadedFile, path: Path, key: str) -> None:
     loaded.problem(path, f"missing required key `{key}`: {help_text}".rstrip(": "))
 
 
-def _report_validation(loaded: LoadedFile, message: str, prefix: Path) -> None:
+def report_validation(loaded: LoadedFile, message: str, prefix: Path) -> None:
     """One msgspec error, its `$` path taken as relative to `prefix`."""
     match = _MSGSPEC_AT.search(message)
     path = (*prefix, *parse_path(match.group(2))) if match else prefix
