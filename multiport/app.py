@@ -203,7 +203,7 @@ def create_app(provider: Provider, *, transport: Any = None) -> Litestar:
         lifespan=[lifespan],
         openapi_config=None,
         logging_config=None,
-        request_max_body_size=64 * 1024 * 1024,
+        request_max_body_size=provider.spec.limits.request_bytes,
     )
     app.state.engine = engine
     return app

@@ -87,7 +87,7 @@ def _compile_any(loaded: LoadedFile, strict_env: bool) -> Provider | Router | No
     for key in ("base_url", "catalog", "mappings"):
         if getattr(spec, key):
             loaded.problem((key,), f"a router has no upstream of its own: remove `{key}`")
-    return compile_router(loaded, spec.router, spec.host, spec.port)
+    return compile_router(loaded, spec.router, spec.host, spec.port, spec.limits)
 
 
 def _check_routes(result: LoadResult) -> None:

@@ -17,6 +17,7 @@ from typing import Any
 import msgspec
 
 from . import __version__
+from .admission import Gate, Ticket, check_model, check_request, offload
 from .answer import fold, message_events
 from .anthropic_wire import (
     MessagesRequest,
@@ -94,6 +95,8 @@ class Engine:
             "user-agent": f"multiport/{__version__}",
         }
         self._base_headers = merge_headers(defaults, provider.upstream_headers)
+        self.limits = provider.spec.limits
+        self.gate = Gate(provider.name, self.limits.concurrent_requests)
 
     @property
     def name(self) -> str:
@@ -113,6 +116,7 @@ class Engine:
         return resolve(model, self.provider.rules, catalog.has if live else None, catalog.has)
 
     def _target(self, model: str) -> str:
+        check_model(model, self.limits, f"provider {self.provider.name}")
         resolution = self.resolve(model)
         if resolution.target is None:
             known = sorted(self.catalog.models)[:20]
@@ -161,7 +165,7 @@ class Engine:
             return await self.forward(
                 body, light, self._target(light.model), client_headers, request_id
             )
-        request = decode_messages(body)
+        request = await offload(len(body), decode_messages, body)
         return await self.forward(
             body, request, self._target(request.model), client_headers, request_id
         )
@@ -177,24 +181,46 @@ class Engine:
         """Answer `request` with the upstream model `target` (a mapping or a router chose it).
 
         Raises before the first byte when the upstream fails, so a caller may try another.
+        A provider with `limits.concurrent_requests` calls in flight refuses it at once.
         """
+        ticket = self.gate.enter()
+        try:
+            answer = await self._answer(body, request, target, client_headers, request_id, ticket)
+        except BaseException:
+            ticket.release()
+            raise
+        if not ticket.handed_over:
+            ticket.release()
+        return answer
+
+    async def _answer(
+        self,
+        body: bytes,
+        request: MessagesRequest | PassthroughRequest,
+        target: str,
+        client_headers: Mapping[str, str],
+        request_id: str,
+        ticket: Ticket,
+    ) -> Answer:
         scrub = self.scrubber_for(client_headers)
         headers = self._headers(client_headers, target, request_id)
         label = f"{self.provider.name} {request_id}".rstrip()
         if self.provider.wire.passthrough:
             light = PassthroughRequest(model=request.model, stream=request.stream)
-            return await self._passthrough(body, light, target, headers, scrub, label)
+            return await self._passthrough(body, light, target, headers, scrub, label, ticket)
         if not isinstance(request, MessagesRequest):
-            request = decode_messages(body)
+            request = await offload(len(body), decode_messages, body)
         upstream_stream = request.stream and self._spec_options.can_stream
-        call = self._translate(request, target, headers, scrub, upstream_stream)
+        call = await offload(
+            len(body), self._translate, request, target, headers, scrub, upstream_stream
+        )
         extra = (
             {"multiport-dropped-tools": _header_value(", ".join(call.neutral.dropped_tools))}
             if call.neutral.dropped_tools
             else {}
         )
         if upstream_stream:
-            return Answer(stream=await self._stream(call, label), headers=extra)
+            return Answer(stream=await self._stream(call, label, ticket), headers=extra)
         answer = await self._complete(call)
         state = self._state(call)
         if request.stream:
@@ -212,6 +238,7 @@ class Engine:
         scrub: Scrubber,
         stream: bool,
     ) -> _Call:
+        check_request(request, self.limits, f"provider {self.provider.name}")
         info = self.catalog.get(target)
         rendered = render_request(self.provider, request, target, info=info, stream=stream)
         context = {
@@ -259,7 +286,7 @@ class Engine:
             ) from None
         return answer
 
-    async def _stream(self, call: _Call, label: str) -> AsyncIterator[bytes]:
+    async def _stream(self, call: _Call, label: str, ticket: Ticket) -> AsyncIterator[bytes]:
         # Enter the upstream call now, so a failure is still a real HTTP status.
         stack = contextlib.AsyncExitStack()
         response = await stack.enter_async_context(
@@ -276,7 +303,7 @@ class Engine:
             ping_interval=self._spec_options.ping_interval,
             host=self.upstream.host,
         )
-        return guarded(frames, stack, call.scrub, label)
+        return ticket.hand_over(guarded(frames, stack, call.scrub, label), stack)
 
     async def _passthrough(
         self,
@@ -286,6 +313,7 @@ class Engine:
         headers: dict[str, str],
         scrub: Scrubber,
         label: str,
+        ticket: Ticket,
     ) -> Answer:
         body = with_model(body, request.model, target)
         url = self.provider.url_for(target, bool(request.stream))
@@ -295,7 +323,7 @@ class Engine:
         stack = contextlib.AsyncExitStack()
         response = await stack.enter_async_context(self.upstream.open(url, headers, body))
         frames = passthrough_stream(response.aiter_bytes(), scrub, self.upstream.host)
-        return Answer(stream=guarded(frames, stack, scrub, label))
+        return Answer(stream=ticket.hand_over(guarded(frames, stack, scrub, label), stack))
 
     # other endpoints
 

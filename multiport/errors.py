@@ -9,6 +9,7 @@ MultiportError
     ├── AuthenticationError    401 authentication_error
     ├── NotFound               404 not_found_error
     ├── TemplateRenderError    500 api_error (names the template and line)
+    ├── Overloaded             529 overloaded_error: a provider's own limit is reached
     └── UpstreamError          an upstream call failed
         ├── UpstreamStatusError    the upstream answered 4xx/5xx (status mapped)
         ├── UpstreamUnreachable    502 api_error: connection refused, DNS, reset
@@ -29,6 +30,7 @@ __all__ = [
     "InvalidRequest",
     "MultiportError",
     "NotFound",
+    "Overloaded",
     "Problem",
     "TemplateInputError",
     "TemplateRenderError",
@@ -143,6 +145,11 @@ class NotFound(ApiError):
 class TemplateRenderError(ApiError):
     status_code = 500
     error_type = "api_error"
+
+
+class Overloaded(ApiError):
+    status_code = 529
+    error_type = "overloaded_error"
 
 
 class UpstreamError(ApiError):

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import msgspec
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
 
+from .admission import check_model, check_request, offload
 from .anthropic_wire import MessagesRequest, decode_messages
 from .breaker import Breaker
 from .engine import Answer, Engine
@@ -26,6 +27,7 @@ from .errors import (
     ApiError,
     AuthenticationError,
     NotFound,
+    Overloaded,
     UpstreamError,
     UpstreamStatusError,
     UpstreamStreamError,
@@ -47,7 +49,7 @@ def _moves_on(exc: BaseException) -> bool:
     if isinstance(exc, UpstreamStatusError):
         # 404: this provider lacks the model; 401/403: its credentials are refused.
         return exc.upstream_status in _RETRYABLE or exc.upstream_status in (401, 403, 404)
-    return isinstance(exc, UpstreamError | AuthenticationError | NotFound)
+    return isinstance(exc, UpstreamError | AuthenticationError | NotFound | Overloaded)
 
 
 def _retried(exc: BaseException, retry: RetrySpec) -> bool:
@@ -100,7 +102,10 @@ class RouterEngine:
     async def messages(
         self, body: bytes, client_headers: Mapping[str, str], request_id: str = ""
     ) -> Answer:
-        request = decode_messages(body)
+        request = await offload(len(body), decode_messages, body)
+        where = f"router {self.router.name}"
+        check_model(request.model, self.router.limits, where)
+        check_request(request, self.router.limits, where)
         name, candidates = self._candidates(request)
         # The router's own key stays here: each provider uses its own credentials.
         headers = {k: v for k, v in client_headers.items() if k.lower() not in _CLIENT_KEYS}

@@ -12,7 +12,7 @@ from typing import Annotated
 import msgspec
 from msgspec import Meta
 
-__all__ = ["DefaultsSpec", "LimitsSpec", "TimeoutsSpec"]
+__all__ = ["DEFAULT_LIMITS", "DefaultsSpec", "LimitsSpec", "TimeoutsSpec"]
 
 _MiB = 1 << 20
 
@@ -139,3 +139,6 @@ class DefaultsSpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_o
 
     limits: Annotated[LimitsSpec, Meta(description="Default limits.")] = LimitsSpec()
     timeouts: Annotated[TimeoutsSpec, Meta(description="Default timeouts.")] = TimeoutsSpec()
+
+
+DEFAULT_LIMITS = LimitsSpec()

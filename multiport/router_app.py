@@ -55,7 +55,7 @@ def create_router_app(router: Router, engines: Mapping[str, Engine]) -> Litestar
         exception_handlers=exception_handlers(port),
         openapi_config=None,
         logging_config=None,
-        request_max_body_size=64 * 1024 * 1024,
+        request_max_body_size=router.limits.request_bytes,
     )
     app.state.router = port
     return app

@@ -6,6 +6,7 @@ import re
 from dataclasses import dataclass
 
 from .anthropic_wire import ImageBlock, MessagesRequest
+from .limits_spec import DEFAULT_LIMITS, LimitsSpec
 from .loader import LoadedFile
 from .router_spec import RouterSpec, RouteWhenSpec
 from .tokens import estimate_tokens
@@ -70,6 +71,7 @@ class Router:
     spec: RouterSpec
     rules: tuple[RouteRule, ...]
     background: re.Pattern[str]
+    limits: LimitsSpec = DEFAULT_LIMITS
 
     def features(self, request: MessagesRequest) -> Features:
         """What `request` is, as this router's rules read it."""
@@ -96,7 +98,9 @@ def features_of(request: MessagesRequest, background: re.Pattern[str]) -> Featur
     return Features(request.model, is_background, thinking, tokens, images, web_search)
 
 
-def compile_router(loaded: LoadedFile, spec: RouterSpec, host: str, port: int) -> Router | None:
+def compile_router(
+    loaded: LoadedFile, spec: RouterSpec, host: str, port: int, limits: LimitsSpec = DEFAULT_LIMITS
+) -> Router | None:
     """Compile the rules; problems go to `loaded` with their path."""
     rules = []
     for i, rule in enumerate(spec.rules):
@@ -132,4 +136,4 @@ def compile_router(loaded: LoadedFile, spec: RouterSpec, host: str, port: int) -
     except re.error as exc:
         loaded.problem(("router", "background_model"), f"invalid regex: {exc.msg}; fix the pattern")
         return None
-    return Router(loaded.name, str(loaded.path), host, port, spec, tuple(rules), background)
+    return Router(loaded.name, str(loaded.path), host, port, spec, tuple(rules), background, limits)

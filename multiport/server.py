@@ -15,6 +15,8 @@ import uvicorn
 
 from .app import create_app
 from .errors import MultiportError
+from .guard import guarded_app, protocol_for
+from .limits_spec import DEFAULT_LIMITS, LimitsSpec
 from .provider import Provider
 from .router_app import create_router_app
 from .routing import Router
@@ -68,6 +70,7 @@ class Listener:
     port: int
     summary: str
     app: Any
+    limits: LimitsSpec = DEFAULT_LIMITS
 
 
 def _provider_listener(provider: Provider) -> Listener:
@@ -78,7 +81,7 @@ def _provider_listener(provider: Provider) -> Listener:
     )
     summary = f"{provider.base_url} ({provider.wire.dialect}){missing}"
     spec = provider.spec
-    return Listener(provider.name, spec.host, spec.port, summary, create_app(provider))
+    return Listener(provider.name, spec.host, spec.port, summary, create_app(provider), spec.limits)
 
 
 def listeners(providers: Sequence[Provider], routers: Sequence[Router] = ()) -> list[Listener]:
@@ -89,7 +92,7 @@ def listeners(providers: Sequence[Provider], routers: Sequence[Router] = ()) -> 
         rules = len(router.rules)
         summary = f"router over {', '.join(sorted(engines))} ({rules} rule(s))"
         app = create_router_app(router, engines)
-        served.append(Listener(router.name, router.host, router.port, summary, app))
+        served.append(Listener(router.name, router.host, router.port, summary, app, router.limits))
     return served
 
 
@@ -145,7 +148,7 @@ class _Ports:
     ) -> None:
         self.ports = ports
         self.sockets = sockets
-        self.servers = [_Server(_config(p.app, log_level)) for p in ports]
+        self.servers = [_Server(_config(p, log_level)) for p in ports]
         self.stopping = False
         self.failures: list[tuple[Listener, BaseException]] = []
         self.tasks: dict[asyncio.Task[None], Listener] = {}
@@ -205,9 +208,12 @@ class _Ports:
             sock.close()  # a port that died before listening still holds its socket
 
 
-def _config(app: Any, log_level: str) -> uvicorn.Config:
+def _config(listener: Listener, log_level: str) -> uvicorn.Config:
+    limits = listener.limits
     return uvicorn.Config(
-        app,
+        guarded_app(listener.app),
+        http=protocol_for(listener.name, limits),
+        timeout_keep_alive=limits.keep_alive_seconds,  # type: ignore[arg-type]
         log_level=log_level,
         access_log=log_level == "info",  # -v: one line per request
         lifespan="on",

@@ -1,0 +1,226 @@
+"""The HTTP protocol of every port, with the connection limits of `LimitsSpec`.
+
+uvicorn's httptools protocol, bounded where one client could otherwise hold a port (or
+the whole process, which serves every port on one loop):
+
+- a new connection past `connections` is answered 529 `overloaded_error` and closed;
+- a connection that sends nothing is closed after `keep_alive_seconds`, as between requests;
+- a request line and headers must arrive within `header_seconds` and `header_bytes`
+  (408, 431), its body within `body_seconds` and `request_bytes` (408, 413), checked on
+  `Content-Length` before any of the body is read;
+- a client that leaves before its answer has begun cancels the request, so its upstream
+  call ends at once (a stream already stops when its client leaves).
+
+Each refusal is an Anthropic error body sent with `connection: close`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from typing import Any, ClassVar
+
+import msgspec
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+from .limits_spec import LimitsSpec
+
+__all__ = ["CLIENT_GONE", "guarded_app", "protocol_for"]
+
+# The message of the cancellation that ends a request whose client has left.
+CLIENT_GONE = "multiport: the client disconnected"
+
+_REASONS = {
+    408: b"Request Timeout",
+    413: b"Content Too Large",
+    431: b"Request Header Fields Too Large",
+    529: b"Overloaded",
+}
+_TYPES = {
+    408: "timeout_error",
+    413: "request_too_large",
+    431: "invalid_request_error",
+    529: "overloaded_error",
+}
+_encode = msgspec.json.Encoder().encode
+
+
+def refusal(status: int, message: str) -> bytes:
+    """A whole HTTP/1.1 answer: an Anthropic error body, and the connection closed."""
+    request_id = "req_" + secrets.token_hex(12)
+    body = _encode(
+        {
+            "type": "error",
+            "error": {"type": _TYPES[status], "message": message},
+            "request_id": request_id,
+        }
+    )
+    head = (
+        f"HTTP/1.1 {status} {_REASONS[status].decode()}\r\n"
+        "content-type: application/json\r\n"
+        f"content-length: {len(body)}\r\n"
+        f"request-id: {request_id}\r\n"
+        "connection: close\r\n\r\n"
+    )
+    return head.encode("ascii") + body
+
+
+class _TooLarge(Exception):
+    """Raised inside a parser callback to stop parsing a refused request."""
+
+
+class GuardedProtocol(HttpToolsProtocol):
+    """uvicorn's httptools protocol with the port's limits; see the module docstring."""
+
+    limits: ClassVar[LimitsSpec] = LimitsSpec()
+    port_name: ClassVar[str] = ""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._head_open = False
+        self._head_bytes = 0
+        self._body_bytes = 0
+        self._deadline: asyncio.TimerHandle | None = None
+        self._refused = False
+        self._task: asyncio.Task[None] | None = None
+
+    # connections
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        if len(self.connections) > self.limits.connections:
+            self._refuse(
+                529,
+                f"{self.port_name} has {self.limits.connections} open connections, its "
+                "`limits.connections`; retry shortly, or close idle connections",
+            )
+            return
+        # A connection that never sends a byte is idle too.
+        self.timeout_keep_alive_task = self.loop.call_later(
+            self.limits.keep_alive_seconds, self.timeout_keep_alive_handler
+        )
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm()
+        cycle = self.cycle
+        task = self._task
+        if task is not None and cycle is not None and not cycle.response_started:
+            task.cancel(CLIENT_GONE)
+        super().connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        if self._refused:
+            return
+        super().data_received(data)
+        if self._head_open and not self._refused:
+            # httptools holds a header until it ends: bound what it may hold.
+            self._head_bytes += len(data)
+            if self._head_bytes > self.limits.header_bytes:
+                self._refuse(431, self._head_message())
+
+    # one request
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self._head_open = True
+        self._head_bytes = 0
+        self._body_bytes = 0
+        self._arm(self.limits.header_seconds, "its headers", "header_seconds")
+
+    def on_headers_complete(self) -> None:
+        self._head_open = False
+        self._disarm()
+        declared = _content_length(self.headers)
+        if declared is not None and declared > self.limits.request_bytes:
+            self._refuse(413, self._body_message(declared))
+            raise _TooLarge
+        super().on_headers_complete()
+        self._arm(self.limits.body_seconds, "its body", "body_seconds")
+
+    def on_body(self, body: bytes) -> None:
+        self._body_bytes += len(body)
+        if self._body_bytes > self.limits.request_bytes:
+            self._refuse(413, self._body_message(self._body_bytes))
+            raise _TooLarge
+        super().on_body(body)
+
+    def on_message_complete(self) -> None:
+        self._disarm()
+        super().on_message_complete()
+
+    def _start_asgi_task(self, cycle: Any, app: Any) -> None:
+        # As uvicorn's, keeping the task: a client that leaves cancels it.
+        task = self.loop.create_task(cycle.run_asgi(app))
+        task.add_done_callback(self.tasks.discard)
+        self.tasks.add(task)
+        self._task = task
+
+    def send_400_response(self, msg: str) -> None:
+        if not self._refused:  # a refusal stopped the parser: it is answered already
+            super().send_400_response(msg)
+
+    # refusals
+
+    def _arm(self, seconds: float, what: str, field: str) -> None:
+        self._disarm()
+        message = (
+            f"the request did not send {what} within {seconds:g} s (`limits.{field}` of "
+            f"{self.port_name}); send the request at once"
+        )
+        self._deadline = self.loop.call_later(seconds, self._refuse, 408, message)
+
+    def _disarm(self) -> None:
+        if self._deadline is not None:
+            self._deadline.cancel()
+            self._deadline = None
+
+    def _refuse(self, status: int, message: str) -> None:
+        if self._refused or self.transport.is_closing():
+            return
+        self._refused = True
+        self._disarm()
+        self._unset_keepalive_if_required()
+        cycle = self.cycle
+        if cycle is None or not cycle.response_started:
+            self.transport.write(refusal(status, message))
+        self.transport.close()
+
+    def _head_message(self) -> str:
+        return (
+            f"the request line and headers are over {self.limits.header_bytes} bytes "
+            f"(`limits.header_bytes` of {self.port_name}); send fewer or shorter headers"
+        )
+
+    def _body_message(self, size: int) -> str:
+        return (
+            f"the request body of {size} bytes is over {self.limits.request_bytes} bytes "
+            f"(`limits.request_bytes` of {self.port_name}); send a smaller request"
+        )
+
+
+def _content_length(headers: list[tuple[bytes, bytes]]) -> int | None:
+    for name, value in headers:
+        if name == b"content-length":
+            try:
+                return int(value)
+            except ValueError:
+                return None  # the parser refuses it
+    return None
+
+
+def protocol_for(name: str, limits: LimitsSpec) -> type[GuardedProtocol]:
+    """The protocol class of one port, its limits bound once."""
+    return type("GuardedProtocol", (GuardedProtocol,), {"limits": limits, "port_name": name})
+
+
+def guarded_app(app: Any) -> Any:
+    """`app`, with a request cancelled because its client left ending quietly."""
+
+    async def guarded(scope: Any, receive: Any, send: Any) -> None:
+        try:
+            await app(scope, receive, send)
+        except asyncio.CancelledError as exc:
+            if exc.args != (CLIENT_GONE,):
+                raise
+
+    return guarded
