@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import threading
 import weakref
 from collections.abc import AsyncIterator, Callable
 from typing import ParamSpec, TypeVar
@@ -106,12 +107,19 @@ class Gate:
 
 
 # A body this large is decoded and rendered on a worker thread, so the loop (every port)
-# keeps answering meanwhile; smaller ones cost less than the hand-off.
+# keeps answering meanwhile; smaller ones cost less than the hand-off. Two such bodies are
+# worked on at once, the others wait their turn: what decoding holds in memory is bounded.
 OFFLOAD_BYTES = 256 << 10
+_BIG_WORK = threading.BoundedSemaphore(2)
 
 
 async def offload(size: int, work: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
     """`work(*args)`, on a worker thread when `size` bytes make it long."""
     if size < OFFLOAD_BYTES:
         return work(*args, **kwargs)
-    return await asyncio.to_thread(work, *args, **kwargs)
+    return await asyncio.to_thread(_one_of_two, work, *args, **kwargs)
+
+
+def _one_of_two(work: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+    with _BIG_WORK:
+        return work(*args, **kwargs)
