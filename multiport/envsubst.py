@@ -12,9 +12,14 @@ from typing import Any
 from dotenv import dotenv_values
 from dotenv.parser import parse_stream
 
-from ._yamlsource import Path
+from ._yamlsource import MAX_SCALAR_CHARS, Path
+from .files import read_text
 
-__all__ = ["Interpolation", "interpolate", "read_dotenv"]
+__all__ = ["MAX_INTERPOLATED_CHARS", "Interpolation", "interpolate", "read_dotenv"]
+
+# All strings of a document together after `${VAR}` is replaced: a long value referred to
+# many times would otherwise grow without bound.
+MAX_INTERPOLATED_CHARS = MAX_SCALAR_CHARS
 
 # ${NAME}, ${NAME:-default} (unset or empty), ${NAME-default} (unset); $${ is a literal ${.
 _REF = re.compile(r"\$\$\{|\$\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?-)([^}]*))?\}")
@@ -27,6 +32,10 @@ class Interpolation:
     data: Any
     missing: dict[Path, list[str]] = field(default_factory=dict)
     used: dict[Path, list[str]] = field(default_factory=dict)
+    # The first string at which the strings grew past MAX_INTERPOLATED_CHARS; from there
+    # on, every string with a reference is left empty.
+    overflow: Path | None = None
+    budget: int = MAX_INTERPOLATED_CHARS
 
 
 def interpolate(data: Any, env: Mapping[str, str]) -> Interpolation:
@@ -49,6 +58,8 @@ def _walk(node: Any, env: Mapping[str, str], path: Path, result: Interpolation) 
 def _substitute(text: str, env: Mapping[str, str], path: Path, result: Interpolation) -> str:
     if "$" not in text:
         return text
+    if result.overflow is not None:
+        return ""
 
     def replace(match: re.Match[str]) -> str:
         if match.group(0) == "$${":
@@ -63,6 +74,11 @@ def _substitute(text: str, env: Mapping[str, str], path: Path, result: Interpola
         if value is None:
             result.missing.setdefault(path, []).append(name)
             return ""
+        if len(value) > result.budget:
+            result.budget = 0
+            result.overflow = result.overflow or path
+            return ""
+        result.budget -= len(value)
         return value
 
     return _REF.sub(replace, text)
@@ -74,9 +90,10 @@ def read_dotenv(path: FsPath) -> dict[str, str]:
 
     `${VAR}` inside the file is kept as written: the file supplies variables, the provider
     file refers to them. A line python-dotenv cannot parse is a `ValueError` giving its
-    number; a name without `=` sets nothing.
+    number, never its text; a name without `=` sets nothing. A file that is not a regular
+    file of at most `files.MAX_FILE_BYTES` is a `files.FileRefused`.
     """
-    text = path.read_text(encoding="utf-8")
+    text = read_text(path)
     for binding in parse_stream(io.StringIO(text)):
         if binding.error:  # the line is not shown: it may hold a secret
             raise ValueError(f"line {binding.original.line} is not a KEY=value line")

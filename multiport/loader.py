@@ -11,9 +11,10 @@ from typing import Any
 import msgspec
 import yaml
 
-from ._yamlsource import Path, YamlSource, format_path
-from .envsubst import interpolate, read_dotenv
+from ._yamlsource import Path, YamlSource, YamlTooLarge, format_path
+from .envsubst import MAX_INTERPOLATED_CHARS, interpolate, read_dotenv
 from .errors import Problem
+from .files import FileRefused, inside_folder, read_text
 from .limits_spec import DefaultsSpec
 from .spec import ProviderSpec
 from .spec_check import decode_spec, report_validation
@@ -127,6 +128,13 @@ def load_file(
         return loaded
     env = _environment(loaded, data, environ)
     interpolated = interpolate(data, env)
+    if interpolated.overflow is not None:
+        loaded.problem(
+            interpolated.overflow,
+            f"`${{VAR}}` values make this file's text over {MAX_INTERPOLATED_CHARS:,} "
+            "characters; refer to long values fewer times",
+        )
+        return loaded
     loaded.env = env
     loaded.missing_env, loaded.used_env = interpolated.missing, interpolated.used
     spec = decode_spec(loaded, _with_defaults(interpolated.data, defaults or {}))
@@ -142,9 +150,9 @@ def _parse(
 ) -> dict[Any, Any] | None:
     """The file's YAML mapping, its positions in `loaded.source`; None after a problem."""
     try:
-        text = loaded.path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        loaded.problem((), f"cannot read the file: {exc}")
+        text = read_text(loaded.path)
+    except FileRefused as exc:
+        loaded.problem((), f"the file {exc}")
         return None
     try:
         loaded.source = YamlSource.parse(str(loaded.path), text)
@@ -155,6 +163,9 @@ def _parse(
         loaded.problems.append(
             Problem(str(loaded.path), line, column, f"YAML syntax error: {what}; fix the syntax")
         )
+        return None
+    except YamlTooLarge as exc:
+        loaded.problems.append(Problem(str(loaded.path), exc.line, exc.column, exc.message))
         return None
     _report_duplicates(loaded, loaded.source)
     data = loaded.source.data
@@ -180,18 +191,18 @@ def _report_duplicates(loaded: LoadedFile, source: YamlSource) -> None:
 def _environment(
     loaded: LoadedFile, data: dict[str, Any], environ: Mapping[str, str]
 ) -> dict[str, str]:
+    """The variables `${VAR}` reads: the process environment over the `env_file`'s."""
     env_file = data.get("env_file")
     if not isinstance(env_file, str):
         return dict(environ)
-    target = loaded.path.parent / interpolate(env_file, environ).data
+    name = interpolate(env_file, environ).data
     try:
+        target = inside_folder(loaded.path.parent, name)
         from_file = read_dotenv(target)
-    except OSError:
-        loaded.problem(
-            ("env_file",), f"env_file {target} cannot be read; create it or remove the key"
-        )
+    except FileRefused as exc:
+        loaded.problem(("env_file",), f"env_file {name} {exc}; fix the path or remove the key")
         return dict(environ)
     except ValueError as exc:
-        loaded.problem(("env_file",), f"env_file {target}: {exc}; fix or remove that line")
+        loaded.problem(("env_file",), f"env_file {name}: {exc}; fix or remove that line")
         return dict(environ)
     return {**from_file, **environ}

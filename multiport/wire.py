@@ -12,6 +12,7 @@ import yaml
 
 from ._yamlsource import Path
 from .errors import Problem
+from .files import FileRefused, inside_folder, read_text
 from .loader import LoadedFile
 from .spec import ProviderSpec, TemplateFile, WireSpec
 from .templates import CompiledTemplate, TemplateProblem, compile_template
@@ -104,22 +105,17 @@ def _template(
     if source is None:
         return None
     name = f"{loaded.name}:{kind}"
-    text = source
     line_offset = 0
-    if isinstance(source, TemplateFile):
-        file = relative_to / source.file
-        name = str(file) if relative_to == loaded.path.parent else f"dialect {source.file}"
-        try:
-            text = file.read_text(encoding="utf-8")
-        except OSError:
-            loaded.problem(
-                (*path, "file"),
-                f"template file {file} cannot be read; check the path (relative to the YAML)",
-            )
-            return None
-    elif loaded.source is not None:
-        line_offset = _first_line(loaded, path) - 1
     trusted = isinstance(source, TemplateFile) and relative_to != loaded.path.parent
+    if isinstance(source, TemplateFile):
+        name, read = _read_template(loaded, path, source, trusted)
+        if read is None:
+            return None
+        text = read
+    else:
+        text = source
+        if loaded.source is not None:
+            line_offset = _first_line(loaded, path) - 1
     where = name if isinstance(source, TemplateFile) else str(loaded.path)
     compiled, problems = _compile_cached(text, name, kind, trusted, where, line_offset)
     for problem in problems:
@@ -134,13 +130,47 @@ def _template(
     return compiled
 
 
+def _read_template(
+    loaded: LoadedFile, path: Path, source: TemplateFile, trusted: bool
+) -> tuple[str, str | None]:
+    """The template file's name and text; a built-in dialect's is read from the package.
+
+    A provider's own template file must be a regular file inside the provider file's
+    folder: it is rendered, so what it holds could reach a client.
+    """
+    if trusted:
+        return f"dialect {source.file}", (_DIALECT_DIR / source.file).read_text(encoding="utf-8")
+    folder = loaded.path.parent
+    try:
+        file = inside_folder(folder, source.file)
+        if file == _env_file(loaded):
+            raise FileRefused("is the env_file: it holds credentials, not a template")
+        return str(folder / source.file), read_text(file)
+    except FileRefused as exc:
+        loaded.problem(
+            (*path, "file"),
+            f"template file {source.file} {exc}; check the path (relative to the YAML)",
+        )
+        return str(folder / source.file), None
+
+
+def _env_file(loaded: LoadedFile) -> FsPath | None:
+    """Where the provider's `env_file` is, when it names one inside the folder."""
+    if loaded.spec is None or loaded.spec.env_file is None:
+        return None
+    try:
+        return inside_folder(loaded.path.parent, loaded.spec.env_file)
+    except FileRefused:
+        return None  # reported where the env_file is read
+
+
 def _first_line(loaded: LoadedFile, path: Path) -> int:
     """The file line of an inline template's first line: after `|` or `>`, the next one."""
     assert loaded.source is not None
     line, column = loaded.source.locate(path)
     try:
-        text = loaded.path.read_text(encoding="utf-8").splitlines()[line - 1]
-    except (OSError, IndexError):
+        text = loaded.source.text.splitlines()[line - 1]
+    except IndexError:
         return line + 1
     return line + 1 if text[column - 1 : column] in ("|", ">") else line
 
