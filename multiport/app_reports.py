@@ -1,4 +1,8 @@
-"""What a provider port reports: `/v1/models` (Anthropic or OpenAI shape), `/health`, `/info`."""
+"""What a provider port reports: `/v1/models` (Anthropic or OpenAI shape), `/health`, `/info`.
+
+Each report passes the provider's scrubber whole: a target or a model id may hold text
+that came from a secret (docs/provider-configuration.md, "Where secrets may appear").
+"""
 
 from __future__ import annotations
 
@@ -27,18 +31,20 @@ CLAUDE_ALIASES = (
 def health_report(engine: Engine) -> dict[str, Any]:
     provider = engine.provider
     ready = not provider.missing_credentials
-    return {
+    report = {
         "status": "ok",
         "provider": provider.name,
         "ready": ready,
         "credentials": {"ok": ready, "missing": list(provider.missing_credentials)},
         "catalog": engine.catalog.state(),
     }
+    scrubbed: dict[str, Any] = engine.scrubber.data(report)
+    return scrubbed
 
 
 def info_report(engine: Engine) -> dict[str, Any]:
     provider = engine.provider
-    return {
+    report = {
         "provider": provider.name,
         "version": __version__,
         "file": provider.file,
@@ -52,9 +58,17 @@ def info_report(engine: Engine) -> dict[str, Any]:
         "catalog": engine.catalog.state(),
         "credentials_missing": list(provider.missing_credentials),
     }
+    scrubbed: dict[str, Any] = engine.scrubber.data(report)
+    return scrubbed
 
 
 def model_list(engine: Engine, request: Request[Any, Any, Any]) -> dict[str, Any]:
+    """The models a client may name, in the shape it asked for, scrubbed."""
+    scrubbed: dict[str, Any] = engine.scrubber.data(_model_list(engine, request))
+    return scrubbed
+
+
+def _model_list(engine: Engine, request: Request[Any, Any, Any]) -> dict[str, Any]:
     catalog = engine.catalog
     entries: list[dict[str, Any]] = []
     for alias in CLAUDE_ALIASES:

@@ -15,15 +15,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import httpx
 import msgspec
 
 from . import __version__
 from .errors import MultiportError
+from .file_secrets import is_credential_name
 from .provider import Provider, merge_headers
 from .scrub import Scrubber, clean
 from .upstream import Upstream
 
-__all__ = ["Catalog", "ModelInfo", "cache_dir"]
+__all__ = ["Catalog", "ModelInfo", "cache_dir", "catalog_headers"]
 
 log = logging.getLogger("multiport.catalog")
 _CATALOG_HEADERS = {"accept": "application/json", "user-agent": f"multiport/{__version__}"}
@@ -49,6 +51,14 @@ class _CacheFile(msgspec.Struct):
     etag: str | None = None
 
 
+def _write_private(path: Path, data: bytes) -> None:
+    """Write `path` readable by its owner only (0600), whatever it was before."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as file:
+        os.fchmod(file.fileno(), 0o600)
+        file.write(data)
+
+
 def cache_dir() -> Path:
     """`MULTIPORT_CACHE_DIR`, else the user cache folder."""
     explicit = os.environ.get("MULTIPORT_CACHE_DIR")
@@ -56,6 +66,45 @@ def cache_dir() -> Path:
         return Path(explicit)
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     return Path(base) / "multiport"
+
+
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def _origin(url: str) -> tuple[str, str, int | None] | None:
+    """scheme, host and port of `url`; None when it cannot be read."""
+    try:
+        parsed = httpx.URL(url)
+    except httpx.InvalidURL:
+        return None
+    port = parsed.port if parsed.port is not None else _DEFAULT_PORTS.get(parsed.scheme)
+    return parsed.scheme, parsed.host.lower(), port
+
+
+def catalog_headers(provider: Provider) -> dict[str, str]:
+    """The headers of a catalog request: the provider's, less its credentials when the
+    catalog is on another origin than `base_url` (unless `catalog.send_auth`), then the
+    catalog's own `headers`, sent as written."""
+    paths = provider.catalog
+    assert paths is not None
+    assert paths.url is not None
+    origin = _origin(paths.url)
+    same_origin = origin is not None and origin == _origin(provider.base_url)
+    send_auth = paths.spec.send_auth if paths.spec.send_auth is not None else same_origin
+    auth = provider.spec.auth.header.lower()
+    ours = {
+        name: value
+        for name, value in provider.upstream_headers.items()
+        if send_auth or not _is_credential(name, value, auth, provider.secrets)
+    }
+    return merge_headers(_CATALOG_HEADERS, ours, paths.spec.headers)
+
+
+def _is_credential(name: str, value: str | None, auth: str, secrets: tuple[str, ...]) -> bool:
+    """The auth header, a header named like one, or a header holding a secret."""
+    if name.lower() == auth or is_credential_name(name):
+        return True
+    return value is not None and any(secret in value for secret in secrets)
 
 
 def _scalar(paths: Any, item: Any) -> Any:
@@ -125,11 +174,16 @@ class Catalog:
     fetched_at: float | None = None
     last_error: str | None = None
     etag: str | None = None
+    scrub: Scrubber = field(init=False, repr=False)
+    _headers: dict[str, str] = field(init=False, repr=False, default_factory=dict)
 
     def __post_init__(self) -> None:
+        self.scrub = Scrubber(self.provider.secrets)
         paths = self.provider.catalog
         if paths is None:
             return
+        if paths.url is not None:
+            self._headers = catalog_headers(self.provider)
         if not self._load_cache() and paths.spec.fallback:
             self.models = {m: ModelInfo(m) for m in paths.spec.fallback}
             self.source = "fallback"
@@ -159,7 +213,10 @@ class Catalog:
             cached = msgspec.json.decode(self._cache_file.read_bytes(), type=_CacheFile)
         except (OSError, msgspec.DecodeError, msgspec.ValidationError):
             return False
-        if paths is None or cached.url != paths.url or not cached.models:
+        # The file keeps the URL scrubbed (a key in its query is no business of the disk).
+        if paths is None or paths.url is None or cached.url != self.scrub(paths.url):
+            return False
+        if not cached.models:
             return False
         self.models = {m.id: m for m in cached.models}
         self.source, self.fetched_at, self.etag = "cache", cached.fetched_at, cached.etag
@@ -170,18 +227,19 @@ class Catalog:
         assert paths is not None
         assert paths.url is not None  # saved only after a fetch
         assert self.fetched_at is not None
-        data = _CacheFile(paths.url, self.fetched_at, list(self.models.values()), self.etag)
+        url = self.scrub(paths.url)
+        data = _CacheFile(url, self.fetched_at, list(self.models.values()), self.etag)
         try:
-            self.directory.mkdir(parents=True, exist_ok=True)
+            self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
             tmp = self._cache_file.with_suffix(".tmp")
-            tmp.write_bytes(msgspec.json.encode(data))
+            _write_private(tmp, self.scrub.bytes(msgspec.json.encode(data)))
             tmp.replace(self._cache_file)
         except OSError as exc:
             log.warning(
                 "%s: cannot write the catalog cache %s: %s",
                 self.provider.name,
                 self._cache_file,
-                exc,
+                clean(str(exc), self.scrub),
             )
 
     def extract(self, document: Any) -> dict[str, ModelInfo]:
@@ -218,9 +276,7 @@ class Catalog:
         paths = self.provider.catalog
         if paths is None or paths.url is None:
             return  # a fallback list only: nothing to fetch
-        headers = merge_headers(
-            _CATALOG_HEADERS, self.provider.upstream_headers, paths.spec.headers
-        )
+        headers = dict(self._headers)
         if self.etag:
             headers["If-None-Match"] = self.etag
         try:
@@ -240,7 +296,7 @@ class Catalog:
             self._save_cache()
         except MultiportError as exc:
             # Shown by /health and /info: scrubbed like every error that leaves.
-            self.last_error = clean(str(exc), Scrubber(self.provider.secrets))
+            self.last_error = clean(str(exc), self.scrub)
             log.warning(
                 "%s: catalog refresh failed, keeping %d models (%s): %s",
                 self.provider.name,

@@ -1,4 +1,7 @@
-"""Commands that query providers without serving them: models, route."""
+"""Commands that query providers without serving them: models, route.
+
+What they print passes the providers' scrubber, as a port's `/v1/models` and `/info` do.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +14,7 @@ from typing import Any
 from .cli_serve import load_reported, one_provider
 from .provider import Provider
 from .routing import Router
+from .scrub import Scrubber, guard_logs
 
 __all__ = ["register"]
 
@@ -33,6 +37,7 @@ def _route_router(args: argparse.Namespace, router: Router, providers: dict[str,
     report["candidates"] = [
         {"candidate": c, "skipped": _skipped(c, providers, circuits)} for c in report["candidates"]
     ]
+    report = Scrubber(s for p in providers.values() for s in p.secrets).data(report)
     if args.format == "json":
         print(json.dumps(report, indent=2))
         return 0
@@ -90,6 +95,7 @@ def _cmd_models(args: argparse.Namespace) -> int:
     from .upstream import Upstream
 
     catalog = Catalog(provider)
+    guard_logs(catalog.scrub)  # the fetch's own log lines name the catalog URL
 
     async def refresh() -> None:
         upstream = Upstream(provider)
@@ -104,16 +110,12 @@ def _cmd_models(args: argparse.Namespace) -> int:
     if args.format == "json":
         import msgspec
 
-        print(
-            json.dumps(
-                {
-                    "provider": provider.name,
-                    "catalog": catalog.state(),
-                    "models": msgspec.to_builtins(models),
-                },
-                indent=2,
-            )
-        )
+        report = {
+            "provider": provider.name,
+            "catalog": catalog.state(),
+            "models": msgspec.to_builtins(models),
+        }
+        print(json.dumps(catalog.scrub.data(report), indent=2))
         return 0
     rows = [["ID", "NAME", "CONTEXT", "OUTPUT", "CAPABILITIES"]]
     for m in models:
@@ -126,7 +128,7 @@ def _cmd_models(args: argparse.Namespace) -> int:
                 ",".join(m.capabilities),
             ]
         )
-    print(_table(rows))
+    print(_table(catalog.scrub.data(rows)))
     state = catalog.state()
     error = f"; last error: {state['last_error']}" if state["last_error"] else ""
     print(f"\n{len(models)} model(s) from {state['source']}{error}")
@@ -158,23 +160,26 @@ def _cmd_route(args: argparse.Namespace) -> int:
         "reason": resolution.reason,
         "catalog": catalog.state(),
     }
+    report = catalog.scrub.data(report)
     if args.format == "json":
         print(json.dumps(report, indent=2))
     else:
-        rule = report["rule"]
-        print(f"provider   {provider.name}")
-        print(f"model      {args.model}")
-        shown = "none" if rule is None else "#{index} /{match}/".format(**rule)
-        print(f"rule       {shown}")
-        for c in report["candidates"]:
-            print(
-                f"candidate  {c['model']}  ({'in catalog' if c['available'] else 'not in catalog'})"
-            )
-        print(f"target     {resolution.target or '(none: the request gets 404 not_found_error)'}")
-        print(
-            f"why        {resolution.reason}; catalog: {catalog.source}, {len(catalog.models)} model(s)"
-        )
+        _print_route(report, len(catalog.models))
     return 0 if resolution.target else 1
+
+
+def _print_route(report: dict[str, Any], size: int) -> None:
+    """A provider's route report as text."""
+    rule = report["rule"]
+    print(f"provider   {report['provider']}")
+    print(f"model      {report['model']}")
+    shown = "none" if rule is None else "#{index} /{match}/".format(**rule)
+    print(f"rule       {shown}")
+    for c in report["candidates"]:
+        print(f"candidate  {c['model']}  ({'in catalog' if c['available'] else 'not in catalog'})")
+    print(f"target     {report['target'] or '(none: the request gets 404 not_found_error)'}")
+    source = report["catalog"]["source"]
+    print(f"why        {report['reason']}; catalog: {source}, {size} model(s)")
 
 
 def register(commands: Any) -> None:

@@ -17,6 +17,7 @@ from jsonpath_ng.ext import parse as parse_jsonpath  # type: ignore[attr-defined
 
 from ._yamlsource import Path
 from .errors import Problem
+from .file_secrets import file_secrets
 from .loader import LoadedFile, find_provider_files, load_defaults, load_file
 from .mapping import Rule
 from .provider import CatalogPaths, Provider
@@ -178,24 +179,7 @@ def _compile(loaded: LoadedFile, strict_env: bool) -> Provider | None:
         if pattern is not None:
             limits.append((pattern, limit))
     secret_paths = [p for p in loaded.used_env if p[:1] in (("auth",), ("headers",))]
-    # What came from a variable in an auth or header value is a secret, defaults included;
-    # so is each word of the auth value ("Bearer sk-…").
-    schemes = {"bearer", "basic", "token"}
-    words = [w for w in (spec.auth.value or "").split() if w.lower() not in schemes]
-    secrets = tuple(
-        sorted(
-            {
-                value
-                for value in [
-                    *words,
-                    *(loaded.env.get(n, "") for p in secret_paths for n in loaded.used_env[p]),
-                ]
-                if len(value) >= 6
-            },
-            key=len,
-            reverse=True,
-        )
-    )
+    secrets = file_secrets(loaded, spec)
     missing = tuple(name for path in secret_paths for name in loaded.missing_env.get(path, []))
     headers: dict[str, str | None] = dict(spec.headers)
     if spec.auth.value and not missing:

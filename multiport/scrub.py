@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Mapping
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import msgspec
 
@@ -23,6 +25,7 @@ __all__ = [
     "error_event",
     "excerpt",
     "guard_logs",
+    "redact_url",
 ]
 
 MIN_SECRET = 6  # shorter values are too likely to be ordinary words
@@ -58,6 +61,19 @@ class Scrubber:
                 data = data.replace(secret, redacted)
         return data
 
+    def data(self, value: Any) -> Any:
+        """The same for a document about to be shown (`/info`, `/v1/models`, `route`):
+        every string in it, keys included."""
+        if not self._secrets:
+            return value
+        if isinstance(value, str):
+            return self(value)
+        if isinstance(value, dict):
+            return {self.data(k): self.data(v) for k, v in value.items()}
+        if isinstance(value, list | tuple):
+            return [self.data(v) for v in value]
+        return value
+
     def with_secret(self, secret: str | None) -> Scrubber:
         """This scrubber and one more secret (a client's own key, for one request)."""
         if not secret or len(secret) < MIN_SECRET or secret in self._secrets:
@@ -89,6 +105,18 @@ def guard_logs(scrub: Scrubber) -> None:
     for logger in loggers:
         for handler in logger.handlers:
             handler.addFilter(log_filter)
+
+
+def redact_url(url: str) -> str:
+    """`url` without its user name, password, query or fragment, which may hold keys."""
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        port = f":{parts.port}" if parts.port is not None else ""
+    except ValueError:
+        return _REDACTED
+    host = f"[{host}]" if ":" in host else host
+    return urlunsplit((parts.scheme, host + port, parts.path, "", ""))
 
 
 # The key `multiport env` and `multiport code` give a client that has none: no key at all.

@@ -20,7 +20,7 @@ from .limits_spec import DEFAULT_LIMITS, LimitsSpec
 from .provider import Provider
 from .router_app import create_router_app
 from .routing import Router
-from .scrub import Scrubber, guard_logs
+from .scrub import Scrubber, guard_logs, redact_url
 
 __all__ = ["Listener", "PortFailed", "PortInUse", "bind", "listeners", "serve"]
 
@@ -79,7 +79,7 @@ def _provider_listener(provider: Provider) -> Listener:
         if provider.missing_credentials
         else ""
     )
-    summary = f"{provider.base_url} ({provider.wire.dialect}){missing}"
+    summary = f"{redact_url(provider.base_url)} ({provider.wire.dialect}){missing}"
     spec = provider.spec
     return Listener(provider.name, spec.host, spec.port, summary, create_app(provider), spec.limits)
 

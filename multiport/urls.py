@@ -115,6 +115,10 @@ class UrlTemplate:
 
 def compile_url(base: str, path: str) -> tuple[UrlTemplate | None, list[TemplateProblem]]:
     """Compile `path` (appended to `base`); problems carry their line in the path."""
+    if not path.startswith(("/", "?")):
+        # Appended to a base_url without a path, `@evil.example/…`, `.evil.example/…` or a
+        # leading `{{ model }}` would change the host the provider's auth is sent to.
+        return None, [TemplateProblem(1, "the path must start with `/` (or `?`)")]
     if "{{" not in path and "{%" not in path:
         return UrlTemplate(base, base + path, None), []
     template, problems = _compile(_ENV, path, "url")

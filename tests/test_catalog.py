@@ -55,9 +55,13 @@ CATALOG_URL = "http://catalog.test/catalog/models"
 
 @pytest.fixture
 def github(tmp_path: Path) -> tuple[Provider, Path]:
-    return _shipped(
-        "github-models", {"GITHUB_TOKEN": "ghp_testtoken", "GITHUB_MODELS_CATALOG_URL": CATALOG_URL}
-    ), tmp_path
+    # The catalog on the base URL's origin: the token goes only there.
+    env = {
+        "GITHUB_TOKEN": "ghp_testtoken",
+        "GITHUB_MODELS_CATALOG_URL": CATALOG_URL,
+        "GITHUB_MODELS_BASE_URL": "http://catalog.test/inference",
+    }
+    return _shipped("github-models", env), tmp_path
 
 
 async def test_github_catalog_extraction(
