@@ -5,7 +5,6 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path as FsPath
@@ -21,6 +20,7 @@ from .file_secrets import file_secrets
 from .loader import LoadedFile, find_provider_files, load_defaults, load_file
 from .mapping import Rule
 from .provider import CatalogPaths, Provider
+from .regex import Regex, RegexError, Template, compile_regex, compile_template
 from .rehearse import rehearse
 from .routing import Router, compile_router
 from .spec import ProviderSpec
@@ -251,14 +251,11 @@ def _url(loaded: LoadedFile, base: str, key: str, path: str) -> UrlTemplate | No
     return url
 
 
-def _regex(loaded: LoadedFile, path: Path, pattern: str) -> re.Pattern[str] | None:
+def _regex(loaded: LoadedFile, path: Path, pattern: str) -> Regex | None:
     try:
-        return re.compile(pattern)
-    except re.error as exc:
-        loaded.problem(
-            path,
-            f"invalid regex {pattern!r}: {exc.msg} at position {exc.pos}; fix the pattern (Python `re` syntax)",
-        )
+        return compile_regex(pattern)
+    except RegexError as exc:
+        loaded.problem(path, str(exc))
         return None
 
 
@@ -272,15 +269,24 @@ def _rules(loaded: LoadedFile, spec: ProviderSpec) -> list[Rule]:
             continue
         if pattern is None:
             continue
-        for target in targets:
-            groups = [int(g) for g in re.findall(r"\\(\d+)", target)]
-            if any(g > pattern.groups for g in groups):
-                loaded.problem(
-                    ("mappings", i, "target"),
-                    f"target {target!r} refers to group \\{max(groups)} but the regex has {pattern.groups} group(s)",
-                )
-        rules.append(Rule(i, pattern, targets))
+        templates = _templates(loaded, ("mappings", i, "target"), pattern, targets)
+        if templates is not None:
+            rules.append(Rule(i, pattern, templates))
     return rules
+
+
+def _templates(
+    loaded: LoadedFile, path: Path, pattern: Regex, targets: tuple[str, ...]
+) -> tuple[Template, ...] | None:
+    """Each target parsed for the groups it inserts; None after reporting a bad one."""
+    templates = []
+    for target in targets:
+        try:
+            templates.append(compile_template(pattern, target))
+        except RegexError as exc:
+            loaded.problem(path, str(exc))
+            return None
+    return tuple(templates)
 
 
 def _jsonpath(loaded: LoadedFile, path: Path, expression: str) -> Any:

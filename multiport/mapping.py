@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+
+from .regex import Match, Regex, Template
 
 __all__ = ["Resolution", "Rule", "resolve"]
 
@@ -14,11 +15,16 @@ class Rule:
     """One compiled mapping rule."""
 
     index: int
-    pattern: re.Pattern[str]
-    targets: tuple[str, ...]
+    pattern: Regex
+    templates: tuple[Template, ...]  # the targets, each parsed for the groups it inserts
 
-    def candidates(self, match: re.Match[str]) -> list[str]:
-        return [match.expand(t) if "\\" in t else t for t in self.targets]
+    @property
+    def targets(self) -> tuple[str, ...]:
+        """The targets as the file writes them."""
+        return tuple(t.text for t in self.templates)
+
+    def candidates(self, match: Match) -> list[str]:
+        return [t.expand(match) for t in self.templates]
 
 
 @dataclass(frozen=True)

@@ -46,7 +46,9 @@ class OptionsSpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_on
     ] = "max_tokens"
     max_completion_tokens_models: Annotated[
         str | None,
-        Meta(description="Regex of models that demand `max_completion_tokens` instead."),
+        Meta(
+            description="Regex (RE2 syntax) of models that demand `max_completion_tokens` instead."
+        ),
     ] = None
     max_output_tokens: Annotated[
         Annotated[int, Meta(ge=1)] | None,
@@ -55,8 +57,8 @@ class OptionsSpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_on
     output_limits: Annotated[
         dict[str, Annotated[int, Meta(ge=1)]],
         Meta(
-            description="Regex of upstream model → its output token limit, used when the "
-            "catalog knows none; the first match wins, e.g. `^gpt-4o: 16384`."
+            description="Regex (RE2 syntax) of upstream model → its output token limit, used "
+            "when the catalog knows none; the first match wins, e.g. `^gpt-4o: 16384`."
         ),
     ] = {}
     strip_schema_keys: Annotated[

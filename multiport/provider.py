@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from .errors import InvalidRequest
 from .mapping import Rule
+from .regex import Regex
 from .spec import CatalogSpec, ProviderSpec
 from .urls import HeaderTemplate, UnsafeUrlValue, UrlTemplate
 from .wire import Wire
@@ -54,8 +54,8 @@ class Provider:
     wire: Wire
     catalog: CatalogPaths | None
     strip_keys: frozenset[str]
-    completion_tokens_models: re.Pattern[str] | None
-    output_limits: tuple[tuple[re.Pattern[str], int], ...]
+    completion_tokens_models: Regex | None
+    output_limits: tuple[tuple[Regex, int], ...]
     upstream_headers: Mapping[str, str | None]  # the file's headers and auth; None removes
     header_templates: Mapping[str, HeaderTemplate]  # headers rendered per request
     missing_credentials: tuple[str, ...]

@@ -14,7 +14,11 @@ class RouteWhenSpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_
     """What a request must be for its rule to apply; every condition given must hold."""
 
     model: Annotated[
-        str | None, Meta(description="Python regex searched in the client's model name.")
+        str | None,
+        Meta(
+            description="Regex searched in the client's model name (RE2 syntax: no lookaround "
+            "or backreferences)."
+        ),
     ] = None
     background: Annotated[
         bool | None,
@@ -97,8 +101,8 @@ class RouterSpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_onl
     background_model: Annotated[
         str,
         Meta(
-            description="Regex of the client's small background model, for `when.background` "
-            "(Claude Code's is a `haiku` name)."
+            description="Regex (RE2 syntax) of the client's small background model, for "
+            "`when.background` (Claude Code's is a `haiku` name)."
         ),
     ] = "haiku"
     retry: Annotated[RetrySpec, Meta(description="Retries of one candidate.")] = RetrySpec()

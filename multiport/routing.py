@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 from .anthropic_wire import ImageBlock, MessagesRequest
 from .limits_spec import DEFAULT_LIMITS, LimitsSpec
 from .loader import LoadedFile
+from .regex import Regex, RegexError, compile_regex
 from .router_spec import RouterSpec, RouteWhenSpec
 from .tokens import estimate_tokens
 
@@ -44,7 +44,7 @@ class RouteRule:
     index: int
     name: str
     when: RouteWhenSpec
-    model: re.Pattern[str] | None
+    model: Regex | None
     candidates: tuple[Candidate, ...]
 
     def matches(self, features: Features) -> bool:
@@ -70,7 +70,7 @@ class Router:
     port: int
     spec: RouterSpec
     rules: tuple[RouteRule, ...]
-    background: re.Pattern[str]
+    background: Regex
     limits: LimitsSpec = DEFAULT_LIMITS
 
     def features(self, request: MessagesRequest) -> Features:
@@ -82,7 +82,7 @@ class Router:
         return next((r for r in self.rules if r.matches(features)), None)
 
 
-def features_of(request: MessagesRequest, background: re.Pattern[str]) -> Features:
+def features_of(request: MessagesRequest, background: Regex) -> Features:
     """The features rules read, from a decoded request."""
     # Claude Code sends `adaptive` with every request: only an explicit budget counts.
     thinking = request.thinking is not None and request.thinking.type == "enabled"
@@ -108,12 +108,9 @@ def compile_router(
         pattern = None
         if rule.when.model is not None:
             try:
-                pattern = re.compile(rule.when.model)
-            except re.error as exc:
-                loaded.problem(
-                    (*where, "when", "model"),
-                    f"invalid regex {rule.when.model!r}: {exc.msg}; fix the pattern",
-                )
+                pattern = compile_regex(rule.when.model)
+            except RegexError as exc:
+                loaded.problem((*where, "when", "model"), str(exc))
                 continue
         candidates = []
         for j, target in enumerate(rule.to):
@@ -132,8 +129,8 @@ def compile_router(
     if any(p.severity == "error" for p in loaded.problems):
         return None
     try:
-        background = re.compile(spec.background_model)
-    except re.error as exc:
-        loaded.problem(("router", "background_model"), f"invalid regex: {exc.msg}; fix the pattern")
+        background = compile_regex(spec.background_model)
+    except RegexError as exc:
+        loaded.problem(("router", "background_model"), str(exc))
         return None
     return Router(loaded.name, str(loaded.path), host, port, spec, tuple(rules), background, limits)

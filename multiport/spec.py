@@ -136,7 +136,10 @@ class MappingSpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_on
 
     match: Annotated[
         str,
-        Meta(description="Python regex searched in the client's model name, e.g. `haiku`."),
+        Meta(
+            description="Regex searched in the client's model name, e.g. `haiku`; RE2 syntax, "
+            "run in linear time: no lookaround or backreferences."
+        ),
     ]
     target: Annotated[
         str | list[str],

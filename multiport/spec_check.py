@@ -38,7 +38,8 @@ _INVALID: Any = object()
 # The port's stand-in decodes as 1, then becomes a port no file can have, never the same
 # twice, so that it clashes with no other file's port.
 _PORTS = itertools.count(-1, -1)
-_NEVER = "(?!)" + "()" * 99  # matches nothing, yet has every group a target may name (\1 to \99)
+# Matches nothing, yet has every group a target may name (\1 to \99).
+_NEVER = r"[^\s\S]" + "()" * 99
 _STAND_INS: dict[tuple[type[msgspec.Struct], str], Callable[[], Any]] = {
     (ProviderSpec, "port"): lambda: 1,
     (ProviderSpec, "base_url"): lambda: "http://stand-in.invalid",
