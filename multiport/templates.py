@@ -13,10 +13,13 @@ from typing import Any
 
 import jinja2
 import msgspec
-from jinja2.sandbox import ImmutableSandboxedEnvironment, safe_range
+from jinja2.sandbox import safe_range
 
 from .contracts import RenderedAnswer, StreamEvent
 from .errors import TemplateInputError, TemplateRenderError
+from .limits_spec import LimitsSpec
+from .render_budget import RenderLimitError, RenderOverrun, run_bounded
+from .sandbox import BoundedEnvironment, bind, bounded_filters, join_output, text
 from .template_checks import TEMPLATE_VARIABLES, TemplateProblem, static_problems
 
 __all__ = [
@@ -41,26 +44,8 @@ _FIELDS = {
     "stream": ", ".join(StreamEvent.__struct_fields__),
 }
 
-_encode = msgspec.json.Encoder().encode
-_decode = msgspec.json.decode
 
-
-def _tojson(value: Any) -> str:
-    # Jinja's own tojson escapes <, > and & for HTML; we write JSON bodies, not HTML.
-    if isinstance(value, jinja2.Undefined):
-        str(value)  # a StrictUndefined raises its own error, naming what is missing
-    return _encode(value).decode()
-
-
-def _fromjson(value: str) -> Any:
-    try:
-        return _decode(value)
-    except msgspec.DecodeError:
-        return None
-
-
-def _make_environment(sandboxed: bool = True) -> jinja2.Environment:
-    kind = ImmutableSandboxedEnvironment if sandboxed else jinja2.Environment
+def _make_environment(kind: type[jinja2.Environment]) -> jinja2.Environment:
     env = kind(
         undefined=jinja2.StrictUndefined,
         autoescape=False,
@@ -69,13 +54,15 @@ def _make_environment(sandboxed: bool = True) -> jinja2.Environment:
         keep_trailing_newline=False,
         auto_reload=False,
         cache_size=0,
+        finalize=text,
     )
-    env.filters["tojson"] = _tojson
-    env.filters["fromjson"] = _fromjson
+    env.concat = join_output  # type: ignore[method-assign]
+    env.filters.update(bounded_filters())
+    del env.filters["pprint"]
     env.globals.clear()
     env.globals.update(
         {
-            "range": safe_range if sandboxed else range,
+            "range": safe_range,
             "dict": dict,
             "joiner": jinja2.utils.Joiner,
             "namespace": jinja2.utils.Namespace,
@@ -84,10 +71,11 @@ def _make_environment(sandboxed: bool = True) -> jinja2.Environment:
     return env
 
 
-_ENV = _make_environment()
+_ENV = _make_environment(BoundedEnvironment)
 # The built-in dialects' templates ship with the package; they skip the sandbox's per-call
-# checks, which cost about half of a stream's CPU. They pass the same static checks.
-_TRUSTED_ENV = _make_environment(sandboxed=False)
+# checks, which cost about half of a stream's CPU. They pass the same static checks and keep
+# the capped range, the time budget and the bounded output, joins and filters.
+_TRUSTED_ENV = _make_environment(jinja2.Environment)
 
 
 @dataclass(frozen=True)
@@ -100,6 +88,8 @@ class CompiledTemplate:
     decoder: msgspec.json.Decoder[Any] = field(repr=False)
     where: str = ""  # the file that holds the template
     line_offset: int = 0  # its first line's number in that file, less one
+    seconds: float = LimitsSpec().render_seconds  # limits.render_seconds
+    limit: int = LimitsSpec().render_bytes  # limits.render_bytes
 
     def render_body(self, **context: Any) -> bytes:
         """A request template's output, checked to be a JSON object, as the bytes to send."""
@@ -119,15 +109,24 @@ class CompiledTemplate:
 
     def _text(self, context: dict[str, Any]) -> str:
         try:
-            return self.template.render(**context)
+            return run_bounded(lambda: self.template.render(**context), self.seconds, self.limit)
+        except RenderOverrun as exc:
+            raise TemplateRenderError(
+                f"the {self.kind} template {self.name} ran longer than {self.seconds:g} s "
+                f"(stopped at {self._place(exc)}); `limits.render_seconds` bounds one "
+                "render: look for a loop that runs too long"
+            ) from None
         except Exception as exc:
             message = f"template {self.name} failed at {self._place(exc)}: {_one_line(exc)}"
-            if self.kind == "request":
+            if self.kind == "request" or isinstance(exc, RenderLimitError):
                 raise TemplateRenderError(message) from None
             raise TemplateInputError(message) from None
 
     def _place(self, exc: BaseException) -> str:
         line = _error_line(exc, self.name)
+        if isinstance(exc, RenderOverrun) and isinstance(line, int):
+            # Raised from outside: its traceback holds the compiled code's lines.
+            line = self.template.get_corresponding_lineno(line)
         if isinstance(line, int):
             line += self.line_offset
         return f"{self.where or self.name}:{line}"
@@ -161,8 +160,9 @@ def compile_template(
     trusted: bool = False,
     where: str = "",
     line_offset: int = 0,
+    limits: LimitsSpec | None = None,
 ) -> tuple[CompiledTemplate | None, list[TemplateProblem]]:
-    """Parse and check a template without rendering it."""
+    """Parse and check a template without rendering it; its renders keep `limits`."""
     try:
         tree = _ENV.parse(source, name=name)
     except jinja2.TemplateSyntaxError as exc:
@@ -172,8 +172,19 @@ def compile_template(
         return None, problems
     env = _TRUSTED_ENV if trusted else _ENV
     code = env.compile(tree, name=name, filename=name)  # the tree parsed above, not again
-    template = env.template_class.from_code(env, code, env.make_globals(None), None)
-    return CompiledTemplate(name, kind, template, _DECODERS[kind], where, line_offset), []
+    template = bind(env.template_class.from_code(env, code, env.make_globals(None), None))
+    limits = limits or LimitsSpec()
+    compiled = CompiledTemplate(
+        name,
+        kind,
+        template,
+        _DECODERS[kind],
+        where,
+        line_offset,
+        limits.render_seconds,
+        limits.render_bytes,
+    )
+    return compiled, []
 
 
 _BYTE = re.compile(r"\(byte (\d+)\)")

@@ -13,6 +13,7 @@ import yaml
 from ._yamlsource import Path
 from .errors import Problem
 from .files import FileRefused, inside_folder, read_text
+from .limits_spec import LimitsSpec
 from .loader import LoadedFile
 from .spec import ProviderSpec, TemplateFile, WireSpec
 from .templates import CompiledTemplate, TemplateProblem, compile_template
@@ -62,7 +63,7 @@ def compile_wire(loaded: LoadedFile, spec: ProviderSpec) -> Wire | None:
         mine = getattr(own, kind)
         source = mine if mine is not None else getattr(base, kind)
         relative_to = loaded.path.parent if mine is not None else FsPath(str(_DIALECT_DIR))
-        templates[kind] = _template(loaded, ("wire", kind), source, kind, relative_to)
+        templates[kind] = _template(loaded, ("wire", kind), source, kind, relative_to, spec.limits)
         if source is None and not passthrough:
             loaded.problem(
                 ("wire",),
@@ -101,6 +102,7 @@ def _template(
     source: str | TemplateFile | None,
     kind: str,
     relative_to: FsPath,
+    limits: LimitsSpec,
 ) -> CompiledTemplate | None:
     if source is None:
         return None
@@ -117,7 +119,7 @@ def _template(
         if loaded.source is not None:
             line_offset = _first_line(loaded, path) - 1
     where = name if isinstance(source, TemplateFile) else str(loaded.path)
-    compiled, problems = _compile_cached(text, name, kind, trusted, where, line_offset)
+    compiled, problems = _compile_cached(text, name, kind, trusted, where, line_offset, limits)
     for problem in problems:
         if isinstance(source, TemplateFile):
             found = Problem(name, problem.line, 1, problem.message, f"$.wire.{kind}")
@@ -177,7 +179,15 @@ def _first_line(loaded: LoadedFile, path: Path) -> int:
 
 @functools.lru_cache(maxsize=64)
 def _compile_cached(
-    text: str, name: str, kind: str, trusted: bool, where: str, line_offset: int
+    text: str,
+    name: str,
+    kind: str,
+    trusted: bool,
+    where: str,
+    line_offset: int,
+    limits: LimitsSpec,
 ) -> tuple[CompiledTemplate | None, list[TemplateProblem]]:
     # Built-in dialect templates are shared by many providers: compile each once.
-    return compile_template(text, name, kind, trusted=trusted, where=where, line_offset=line_offset)
+    return compile_template(
+        text, name, kind, trusted=trusted, where=where, line_offset=line_offset, limits=limits
+    )
