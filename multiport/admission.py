@@ -117,9 +117,9 @@ async def offload(size: int, work: Callable[P, T], *args: P.args, **kwargs: P.kw
     """`work(*args)`, on a worker thread when `size` bytes make it long."""
     if size < OFFLOAD_BYTES:
         return work(*args, **kwargs)
-    return await asyncio.to_thread(_one_of_two, work, *args, **kwargs)
 
+    def one_of_two() -> T:
+        with _BIG_WORK:
+            return work(*args, **kwargs)
 
-def _one_of_two(work: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
-    with _BIG_WORK:
-        return work(*args, **kwargs)
+    return await asyncio.to_thread(one_of_two)

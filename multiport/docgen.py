@@ -15,6 +15,7 @@ import msgspec
 import msgspec.inspect as mi
 
 from .contracts import NeutralRequest, RenderedAnswer, StreamEvent
+from .limits_spec import LimitsSpec, TimeoutsSpec
 from .spec import ProviderSpec
 
 __all__ = ["TABLES", "field_table", "refresh_docs"]
@@ -24,8 +25,14 @@ TABLES: dict[str, type[msgspec.Struct]] = {
     "neutral-request": NeutralRequest,
     "stream-event": StreamEvent,
     "rendered-answer": RenderedAnswer,
+    "limits": LimitsSpec,
+    "timeouts": TimeoutsSpec,
 }
-_DOCS = {"provider": "provider-configuration.md"}  # the rest are in templates.md
+_DOCS = {  # the rest are in templates.md
+    "provider": "provider-configuration.md",
+    "limits": "limits.md",
+    "timeouts": "limits.md",
+}
 _SCALARS = {
     mi.StrType: "string",
     mi.IntType: "integer",
@@ -73,7 +80,16 @@ def _default(field: mi.Field) -> str:
         return "see below"
     if value in ([], {}, ()):
         return ""
+    if field.name.endswith("bytes") and isinstance(value, int):
+        return f"{value} ({_size(value)})"
     return str(value)
+
+
+def _size(count: int) -> str:
+    for unit, shift in (("MiB", 20), ("KiB", 10)):
+        if count >= 1 << shift and count % (1 << shift) == 0:
+            return f"{count >> shift} {unit}"
+    return f"{count:,}"
 
 
 def _nested(info: mi.Type) -> list[mi.StructType]:

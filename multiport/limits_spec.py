@@ -72,7 +72,7 @@ class LimitsSpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_onl
             description="Content blocks in a request, all messages and the system prompt "
             "together; over it: 400 `invalid_request_error`."
         ),
-    ] = 20_000
+    ] = 100_000
     tools: Annotated[
         Count, Meta(description="Tools in a request; over it: 400 `invalid_request_error`.")
     ] = 1_000

@@ -8,6 +8,7 @@ from typing import Any
 import msgspec
 from litestar import Litestar, Request, Response, get, post
 
+from .admission import offload
 from .app import CLAUDE_ALIASES, exception_handlers, shared_routes
 from .engine import Engine
 from .fallback import RouterEngine
@@ -26,7 +27,8 @@ def create_router_app(router: Router, engines: Mapping[str, Engine]) -> Litestar
 
     @post("/v1/messages/count_tokens", status_code=200)
     async def count_tokens(request: Request[Any, Any, Any]) -> Response[bytes]:
-        tokens = count_body(await request.body())
+        body = await request.body()
+        tokens = await offload(len(body), count_body, body)
         return Response(_encode({"input_tokens": tokens}), media_type="application/json")
 
     @get("/v1/models")

@@ -15,6 +15,8 @@ from typing import Any
 from urllib.parse import quote
 
 import jinja2
+from jinja2 import nodes
+from jinja2.exceptions import SecurityError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from .template_checks import TemplateProblem, static_problems
@@ -49,10 +51,37 @@ def _segments(value: Any) -> _Segments:
     return _Segments("/".join(_segment(part) for part in str(value).split("/")))
 
 
-_ENV = ImmutableSandboxedEnvironment(
-    undefined=jinja2.StrictUndefined, autoescape=False, finalize=_encode, cache_size=0
-)
-_ENV.globals.clear()
+class _ValueEnvironment(ImmutableSandboxedEnvironment):
+    """The sandbox of URL and header templates: values and a few filters, no arithmetic.
+
+    These templates insert a model name or a request id; an operator or a growing filter
+    could only be used to build something huge (or, folded by Jinja's optimizer, build it
+    while the file loads), so none is allowed.
+    """
+
+    intercepted_binops = frozenset({"+", "-", "*", "/", "//", "%", "**"})
+    intercepted_unops = frozenset({"+", "-"})
+
+    def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
+        raise SecurityError(f"the operator `{operator}` is not allowed in URL and header templates")
+
+    def call_unop(self, context: Any, operator: str, arg: Any) -> Any:
+        raise SecurityError(f"the operator `{operator}` is not allowed in URL and header templates")
+
+
+_FILTERS = ("default", "lower", "upper", "trim", "string", "urlencode", "truncate")
+
+
+def _value_environment(finalize: Any) -> jinja2.Environment:
+    env = _ValueEnvironment(
+        undefined=jinja2.StrictUndefined, autoescape=False, finalize=finalize, cache_size=0
+    )
+    env.globals.clear()
+    env.filters = {name: env.filters[name] for name in _FILTERS}
+    return env
+
+
+_ENV = _value_environment(_encode)
 _ENV.filters["segments"] = _segments
 
 
@@ -61,10 +90,7 @@ def _one_line(value: Any) -> str:
     return str(value).replace("\r", " ").replace("\n", " ")
 
 
-_HEADER_ENV = ImmutableSandboxedEnvironment(
-    undefined=jinja2.StrictUndefined, autoescape=False, finalize=_one_line, cache_size=0
-)
-_HEADER_ENV.globals.clear()
+_HEADER_ENV = _value_environment(_one_line)
 
 
 @dataclass(frozen=True)
@@ -86,9 +112,18 @@ def _compile(
     except jinja2.TemplateSyntaxError as exc:
         return None, [TemplateProblem(exc.lineno or 1, f"template syntax error: {exc.message}")]
     problems = static_problems(tree, kind, frozenset())
+    for node in tree.find_all((nodes.BinExpr, nodes.UnaryExpr)):
+        operator = getattr(node, "operator", "")
+        if operator in _ValueEnvironment.intercepted_binops:
+            problems.append(
+                TemplateProblem(node.lineno, f"the operator `{operator}` is not allowed here")
+            )
     if problems:
         return None, problems
-    code = env.compile(tree)
+    try:
+        code = env.compile(tree)
+    except jinja2.TemplateSyntaxError as exc:  # an unknown filter, say
+        return None, [TemplateProblem(exc.lineno or 1, f"template error: {exc.message}")]
     return env.template_class.from_code(env, code, env.make_globals(None), None), []
 
 

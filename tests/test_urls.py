@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -82,3 +83,21 @@ def test_model_ids_that_are_paths_keep_their_slashes_with_segments() -> None:
     )
     with pytest.raises(UnsafeUrlValue):
         url.url("@cf/../admin", False)
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["/m/{{ 9 ** 9 ** 9 }}", "/m/{{ 'a' * 1000000000 }}", "/m/{{ -model }}"],
+)
+def test_operators_are_refused_in_paths_before_anything_runs(path: str) -> None:
+    started = time.monotonic()
+    template, problems = compile_url("https://api.example", path)
+    assert template is None
+    assert "is not allowed here" in problems[0].message
+    assert time.monotonic() - started < 1
+
+
+def test_amplifying_filters_are_unknown_in_paths() -> None:
+    template, problems = compile_url("https://api.example", "/m/{{ model | center(999999999) }}")
+    assert template is None
+    assert "center" in problems[0].message
