@@ -12,11 +12,11 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import msgspec
-from jsonpath_ng.ext import parse as parse_jsonpath  # type: ignore[attr-defined]
 
 from ._yamlsource import Path
 from .errors import Problem
 from .file_secrets import file_secrets
+from .jsonpaths import parse_jsonpath
 from .loader import LoadedFile, find_provider_files, load_defaults, load_file
 from .mapping import Rule
 from .provider import CatalogPaths, Provider
@@ -292,6 +292,9 @@ def _templates(
 def _jsonpath(loaded: LoadedFile, path: Path, expression: str) -> Any:
     try:
         return parse_jsonpath(expression)
+    except RegexError as exc:
+        loaded.problem(path, f"in JSONPath {expression!r}: {exc}")
+        return None
     except Exception as exc:  # jsonpath-ng raises bare Exception subclasses of its own
         loaded.problem(path, f"invalid JSONPath {expression!r}: {exc}; e.g. `$.data[*]` or `id`")
         return None
