@@ -302,6 +302,7 @@ class Engine:
             framing=self.provider.wire.framing,
             ping_interval=self._spec_options.ping_interval,
             host=self.upstream.host,
+            line_bytes=self.provider.spec.limits.stream_line_bytes,
         )
         return ticket.hand_over(guarded(frames, stack, call.scrub, label), stack)
 
@@ -322,7 +323,8 @@ class Engine:
                 return Answer(body=scrub.bytes(await read_body(response)))
         stack = contextlib.AsyncExitStack()
         response = await stack.enter_async_context(self.upstream.open(url, headers, body))
-        frames = passthrough_stream(response.aiter_bytes(), scrub, self.upstream.host)
+        limit = self.provider.spec.limits.stream_line_bytes
+        frames = passthrough_stream(response.aiter_bytes(), scrub, self.upstream.host, limit)
         return Answer(stream=ticket.hand_over(guarded(frames, stack, scrub, label), stack))
 
     # other endpoints

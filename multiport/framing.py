@@ -6,10 +6,13 @@ import re
 from collections.abc import Iterator
 
 from .errors import UpstreamProtocolError
+from .limits_spec import LimitsSpec
 
-__all__ = ["MAX_PAYLOAD", "LineFramer"]
+__all__ = ["MAX_PAYLOAD", "LineFramer", "too_long"]
 
-MAX_PAYLOAD = 16 << 20  # one stream event; a longer one is an upstream fault, not a wait
+# One stream event, by default (`limits.stream_line_bytes`); a longer one is an upstream
+# fault, not a wait.
+MAX_PAYLOAD = LimitsSpec().stream_line_bytes
 _EOL = re.compile(rb"\r\n|\r|\n")
 
 
@@ -20,10 +23,15 @@ class LineFramer:
     comments ignored, multi-line data joined, events dispatched on a blank line.
     `ndjson`: one JSON document per line. Bytes are split into lines before decoding, so
     a UTF-8 character split across reads is whole by then.
+
+    What one payload may hold is bounded by `limit` bytes: the unfinished line and, for
+    SSE, the `data:` lines of the event so far, each counted with its line end.
     """
 
-    def __init__(self, framing: str) -> None:
+    def __init__(self, framing: str, limit: int = MAX_PAYLOAD, host: str = "") -> None:
         self._sse = framing == "sse"
+        self._limit = limit
+        self._host = host
         self._tail: list[bytes] = []  # an unterminated line, in the pieces it came in
         self._tail_size = 0
         self._data: list[bytes] = []  # the `data:` lines of the event being read
@@ -72,19 +80,23 @@ class LineFramer:
         name, _, value = line.partition(b":")
         if name == b"data":
             self._data.append(value[1:] if value.startswith(b" ") else value)
-            self._data_size += len(value)
-            if self._data_size > MAX_PAYLOAD:
-                raise _too_long()
+            # +1: the newline that joins it, so empty `data:` lines count too.
+            self._data_size += len(value) + 1
+            if self._data_size > self._limit:
+                raise too_long(self._host, self._limit)
         return None
 
     def _hold(self, piece: bytes) -> None:
         self._tail.append(piece)
         self._tail_size += len(piece)
-        if self._tail_size > MAX_PAYLOAD:
-            raise _too_long()
+        if self._tail_size + self._data_size > self._limit:
+            raise too_long(self._host, self._limit)
 
 
-def _too_long() -> UpstreamProtocolError:
+def too_long(host: str, limit: int) -> UpstreamProtocolError:
+    """The error of a stream line or event over `limits.stream_line_bytes`."""
+    who = f"the upstream {host}" if host else "the upstream"
     return UpstreamProtocolError(
-        f"the upstream sent a stream event longer than {MAX_PAYLOAD // (1 << 20)} MiB"
+        f"{who} sent a stream event longer than {limit} bytes (limits.stream_line_bytes); "
+        "raise it in the provider file if events this large are expected"
     )

@@ -8,20 +8,20 @@ import httpx
 import msgspec
 
 from .errors import UpstreamStreamError
+from .framing import MAX_PAYLOAD, too_long
 from .scrub import Scrubber
 from .upstream import stream_error
 
 __all__ = ["passthrough_stream", "with_model"]
 
-_MAX_HELD = 1 << 20  # an event larger than this is passed on in pieces
-
 
 async def passthrough_stream(
-    source: AsyncIterator[bytes], scrub: Scrubber, host: str
+    source: AsyncIterator[bytes], scrub: Scrubber, host: str, limit: int = MAX_PAYLOAD
 ) -> AsyncIterator[bytes]:
     """The upstream's bytes, cut at event boundaries so no secret is split between reads.
 
-    Each byte is searched for a boundary once, whatever the sizes of the reads.
+    Each byte is searched for a boundary once, whatever the sizes of the reads. An event
+    is held whole until its end, so one longer than `limit` bytes is an upstream error.
     """
     held = bytearray()
     scanned = 0  # bytes of `held` already searched for a boundary
@@ -32,9 +32,9 @@ async def passthrough_stream(
             cut = _boundary(held, max(0, scanned - 3))
             scanned = len(held)
             if cut == -1:
-                if len(held) < _MAX_HELD:
-                    continue
-                cut = len(held)
+                if len(held) > limit:
+                    raise too_long(host, limit)
+                continue
             piece = bytes(held[:cut])
             del held[:cut]
             scanned = len(held)
@@ -42,10 +42,12 @@ async def passthrough_stream(
             yield scrub.bytes(piece)
     except httpx.HTTPError as exc:
         raise stream_error(exc, host) from None
-    if held:
-        rest = bytes(held)
-        ended = ended or b"event: message_stop" in rest or b"event: error" in rest
+    rest = bytes(held)
+    if b"event: message_stop" in rest or b"event: error" in rest:
+        ended = True
         yield scrub.bytes(rest)
+    # Otherwise the rest is an event torn off before its end: dropped, as an SSE reader
+    # would, so the error event below is read as an event of its own.
     if not ended:
         # Never a fake end: a stream cut short says so.
         raise UpstreamStreamError(f"the upstream {host} stream ended before message_stop")

@@ -21,7 +21,7 @@ from .errors import (
     TemplateInputError,
     UpstreamProtocolError,
 )
-from .framing import LineFramer
+from .framing import MAX_PAYLOAD, LineFramer
 from .scrub import Scrubber, clean, error_event, excerpt
 from .streaming import StreamState, encode_events, sse_frame
 from .templates import CompiledTemplate
@@ -97,13 +97,15 @@ async def translate_stream(
     framing: str,
     ping_interval: float,
     host: str,
+    line_bytes: int = MAX_PAYLOAD,
 ) -> AsyncIterator[bytes]:
     """Upstream stream bytes → Anthropic SSE frames, with pings during silences.
 
-    Raises an `ApiError` when the upstream reports an error, breaks, goes silent, or ends
-    without a finish reason; a torn last line after the finish reason is not a failure.
+    Raises an `ApiError` when the upstream reports an error, breaks, goes silent, sends
+    an event longer than `line_bytes`, or ends without a finish reason; a torn last line
+    after the finish reason is not a failure.
     """
-    framer = LineFramer(framing)
+    framer = LineFramer(framing, line_bytes, host)
     translator = _Translator(state, template, context, host)
     yield encode_events([state.start()])
     try:

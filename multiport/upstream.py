@@ -1,9 +1,15 @@
-"""One pooled httpx.AsyncClient per provider; transport errors mapped to the error tree."""
+"""One pooled httpx.AsyncClient per provider; transport errors mapped to the error tree.
+
+Every call runs under a `Watchdog` (the provider's `timeouts:`) and its answer is read as
+an `UpstreamBody`: decoded in bounded steps, a complete answer at most
+`limits.answer_bytes` as received and as decoded.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import os
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Coroutine, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -18,7 +24,17 @@ from .errors import (
     UpstreamTimeout,
     UpstreamUnreachable,
 )
+from .limits_spec import LimitsSpec
 from .provider import Provider
+from .upstream_body import (
+    ACCEPT_ENCODING,
+    FIRST_BYTE,
+    Timing,
+    UpstreamBody,
+    Watchdog,
+    bounded,
+    too_large,
+)
 
 __all__ = ["Upstream", "make_transport", "read_body", "stream_error"]
 
@@ -48,11 +64,15 @@ class Upstream:
         timeouts = provider.spec.timeouts
         self.provider = provider
         self.transport = transport if transport is not None else make_transport()
+        # Reads are timed by the watchdog, not the transport: a transport's read timeout
+        # also bounds the wait for the headers, which `first_byte` bounds instead.
         timeout = httpx.Timeout(
-            connect=timeouts.connect, read=timeouts.read, write=timeouts.write, pool=timeouts.pool
+            connect=timeouts.connect, read=None, write=timeouts.write, pool=timeouts.pool
         )
         self.client = httpx.AsyncClient(timeout=timeout, transport=self.transport)
         self.host = httpx.URL(provider.base_url).host
+        self._timing = Timing.of(timeouts)
+        self._answer_bytes = provider.spec.limits.answer_bytes
         # Message requests go straight to the transport with what the client would add,
         # computed once: httpx's client layer (URL merging, cookies, auth and redirect
         # hooks) cost a fifth of the gateway's CPU per request, and none of it applies.
@@ -69,42 +89,67 @@ class Upstream:
         headers: Mapping[str, str],
         body: bytes,
     ) -> AsyncIterator[httpx.Response]:
-        """POST and yield the 2xx response; anything else raises an `UpstreamError`."""
+        """POST and yield the 2xx response, its body bounded (`UpstreamBody`) and timed until
+        the context ends; anything else raises an `UpstreamError`."""
         target = self._messages_url if url == self.provider.messages_url else httpx.URL(url)
+        if "accept-encoding" not in headers:
+            headers = {**headers, "accept-encoding": ACCEPT_ENCODING}
         request = httpx.Request(
             "POST", target, headers=headers, content=body, extensions=self._extensions
         )
-        try:
-            response = await self.transport.handle_async_request(request)
-        except httpx.HTTPError as exc:
-            raise self._transport_error(exc) from exc
-        response.request = request
-        try:
-            if response.status_code >= 300:
-                await self._raise_for_status(response)
-            yield response
-        finally:
-            await response.aclose()
+        with Watchdog(self._timing, self.host) as watch:
+            response = await self._answer(watch, self.transport.handle_async_request(request))
+            response.request = request
+            try:
+                response = bounded(response, watch, self._answer_bytes)
+                if response.status_code >= 300:
+                    await self._raise_for_status(response)
+                yield response
+            finally:
+                await response.aclose()
 
     async def get_json(
         self, url: str, headers: Mapping[str, str], seconds: float
     ) -> tuple[int, Any, httpx.Headers]:
-        """GET a JSON document (used by the catalog); 304 gives None."""
+        """GET a JSON document (used by the catalog) within `seconds`; 304 gives None."""
+        request = self.client.build_request("GET", url, headers=headers, timeout=seconds)
+        request.headers["accept-encoding"] = ACCEPT_ENCODING
+        timing = Timing(seconds, seconds, seconds, ("catalog.timeout",) * 3)
+        with Watchdog(timing, request.url.host) as watch:
+            response = await self._answer(watch, self.client.send(request, stream=True))
+            try:
+                response = bounded(response, watch, self._answer_bytes)
+                status = response.status_code
+                if status == 304:
+                    return 304, None, response.headers
+                if status >= 300:
+                    raise UpstreamStatusError(
+                        f"catalog answered HTTP {status}", upstream_status=status
+                    )
+                raw = await read_body(response)
+            finally:
+                await response.aclose()
         try:
-            response = await self.client.get(url, headers=headers, timeout=seconds)
-        except httpx.HTTPError as exc:
-            raise self._transport_error(exc) from exc
-        if response.status_code == 304:
-            return 304, None, response.headers
-        if response.status_code >= 300:
-            raise UpstreamStatusError(
-                f"catalog answered HTTP {response.status_code}",
-                upstream_status=response.status_code,
-            )
-        try:
-            return response.status_code, _decode(response.content), response.headers
+            return status, _decode(raw), response.headers
         except msgspec.DecodeError as exc:
             raise UpstreamError(f"catalog answered invalid JSON: {exc}") from exc
+
+    async def _answer(
+        self, watch: Watchdog, sending: Coroutine[Any, Any, httpx.Response]
+    ) -> httpx.Response:
+        """The answer's headers, awaited within `timeouts.first_byte`."""
+        watch.arm(FIRST_BYTE)
+        try:
+            return await sending
+        except asyncio.CancelledError:
+            error = watch.timeout_error()
+            if error is None:
+                raise
+            raise error from None
+        except httpx.HTTPError as exc:
+            raise self._transport_error(exc) from exc
+        finally:
+            watch.disarm()
 
     def _transport_error(self, exc: httpx.HTTPError) -> UpstreamError:
         if _is_timeout(exc):
@@ -117,8 +162,8 @@ class Upstream:
             raise self._redirect_error(response)
         try:
             raw, _ = await _read_at_most(response, _MAX_ERROR_BODY)
-        except httpx.HTTPError:
-            raw = b""
+        except (httpx.HTTPError, UpstreamError):
+            raw = b""  # the status says enough
         status = response.status_code
         detail = _error_message(raw) or response.reason_phrase or "no detail"
         error = UpstreamStatusError(
@@ -209,12 +254,16 @@ def _is_timeout(exc: BaseException) -> bool:
     return isinstance(exc, httpx.TimeoutException)
 
 
-MAX_BODY = 64 << 20  # a complete answer larger than this is an upstream fault
+# The bound of an answer not read through an `UpstreamBody`: the default answer_bytes.
+MAX_BODY = LimitsSpec().answer_bytes
 _MAX_ERROR_BODY = 64 << 10  # of an error answer only the start is read
 
 
 async def _read_at_most(response: httpx.Response, limit: int) -> tuple[bytes, bool]:
-    """Up to `limit` bytes of the body, and whether there was more."""
+    """Up to `limit` bytes of the body, and whether there was more (as decoded; an
+    `UpstreamBody` raises once more than `limit` bytes were received)."""
+    if isinstance(response.stream, UpstreamBody):
+        response.stream.most = limit
     pieces: list[bytes] = []
     size = 0
     async for chunk in response.aiter_bytes():
@@ -225,14 +274,21 @@ async def _read_at_most(response: httpx.Response, limit: int) -> tuple[bytes, bo
     return b"".join(pieces), False
 
 
-async def read_body(response: httpx.Response) -> bytes:
-    """The whole body of a 2xx answer; a failure while reading it is the upstream's."""
+async def read_body(response: httpx.Response, limit: int | None = None) -> bytes:
+    """The whole body of a 2xx answer; a failure while reading it is the upstream's.
+
+    At most `limit` bytes, as received and as decoded: by default the provider's
+    `limits.answer_bytes` for an answer from `Upstream.open`.
+    """
+    body = response.stream
+    if limit is None:
+        limit = body.answer_bytes if isinstance(body, UpstreamBody) else MAX_BODY
     try:
-        body, more = await _read_at_most(response, MAX_BODY)
+        raw, more = await _read_at_most(response, limit)
     except httpx.TimeoutException as exc:
         raise UpstreamTimeout("the upstream stopped answering mid-response") from exc
     except httpx.HTTPError as exc:
         raise UpstreamProtocolError(f"the upstream answer broke: {type(exc).__name__}") from exc
     if more:
-        raise UpstreamProtocolError(f"the upstream answered more than {MAX_BODY >> 20} MiB")
-    return body
+        raise too_large(body.host if isinstance(body, UpstreamBody) else "", limit)
+    return raw

@@ -21,7 +21,7 @@ port: {port}
 base_url: {base}
 auth:
   value: Bearer ${{FAULT_KEY}}
-timeouts: {{connect: 2, read: 1.5}}
+timeouts: {{connect: 2, first_byte: 1.5, read: 1.5}}
 mappings:
   - match: .
     target: gpt-4.1

@@ -35,6 +35,7 @@ class Reply:
     gap: float = 0.0  # seconds between stream writes
     gzip: bool = False
     headers: dict[str, str] = field(default_factory=dict)
+    forever: bytes | None = None  # after `raw`, sent again and again (`gap` apart) until closed
 
 
 @dataclass
@@ -167,6 +168,8 @@ class ScriptedUpstream:
         return None
 
     async def _answer(self, request: web.Request, reply: Reply) -> web.StreamResponse:
+        if reply.forever is not None:
+            return await self._endless(request, reply, reply.forever)
         if reply.json is not None or not (reply.sse or reply.ndjson or reply.raw):
             plain = web.json_response(reply.json, status=reply.status, headers=reply.headers)
             if reply.gzip:
@@ -185,6 +188,24 @@ class ScriptedUpstream:
             self.client_gone += 1  # the gateway hung up: the client left
             return response
         await response.write_eof()
+        return response
+
+    async def _endless(
+        self, request: web.Request, reply: Reply, piece: bytes
+    ) -> web.StreamResponse:
+        """`reply.raw` (exact bytes, say a gzip stream's start), then `piece` again and again
+        until the gateway hangs up: an answer that never ends."""
+        headers = {"content-type": "text/event-stream", **reply.headers}
+        response = web.StreamResponse(status=reply.status, headers=headers)
+        await response.prepare(request)
+        try:
+            for start in reply.raw or []:
+                await response.write(start)
+            while True:
+                await response.write(piece)
+                await asyncio.sleep(reply.gap)
+        except (ConnectionResetError, ConnectionError):
+            self.client_gone += 1
         return response
 
     async def _write(self, response: web.StreamResponse, reply: Reply) -> None:
