@@ -342,7 +342,7 @@ class Engine:
             async with self.upstream.open(url, headers, body) as response:
                 return self.scrubber_for(client_headers).bytes(await read_body(response))
         try:
-            count = count_body(body)
+            count = await offload(len(body), count_body, body)
         except InvalidRequest:
             if not self.provider.wire.passthrough:
                 raise

@@ -4,7 +4,8 @@ uvicorn's httptools protocol, bounded where one client could otherwise hold a po
 the whole process, which serves every port on one loop):
 
 - a new connection past `connections` is answered 529 `overloaded_error` and closed;
-- a connection that sends nothing is closed after `keep_alive_seconds`, as between requests;
+- a new connection that sends nothing is closed after `header_seconds`, an idle one
+  between requests after `keep_alive_seconds`;
 - a request line and headers must arrive within `header_seconds` and `header_bytes`
   (408, 431), its body within `body_seconds` and `request_bytes` (408, 413), checked on
   `Content-Length` before any of the body is read;
@@ -43,6 +44,7 @@ _TYPES = {
     529: "overloaded_error",
 }
 _encode = msgspec.json.Encoder().encode
+_LINGER_SECONDS = 1.0
 
 
 def refusal(status: int, message: str) -> bytes:
@@ -63,10 +65,6 @@ def refusal(status: int, message: str) -> bytes:
         "connection: close\r\n\r\n"
     )
     return head.encode("ascii") + body
-
-
-class _TooLarge(Exception):
-    """Raised inside a parser callback to stop parsing a refused request."""
 
 
 class GuardedProtocol(HttpToolsProtocol):
@@ -95,9 +93,10 @@ class GuardedProtocol(HttpToolsProtocol):
                 "`limits.connections`; retry shortly, or close idle connections",
             )
             return
-        # A connection that never sends a byte is idle too.
+        # A new connection has `header_seconds` to send its request; one that sends
+        # nothing is closed without an answer, as an idle one between requests.
         self.timeout_keep_alive_task = self.loop.call_later(
-            self.limits.keep_alive_seconds, self.timeout_keep_alive_handler
+            self.limits.header_seconds, self.timeout_keep_alive_handler
         )
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -133,20 +132,23 @@ class GuardedProtocol(HttpToolsProtocol):
         declared = _content_length(self.headers)
         if declared is not None and declared > self.limits.request_bytes:
             self._refuse(413, self._body_message(declared))
-            raise _TooLarge
+            return  # no app runs; what the parser still reads is dropped
         super().on_headers_complete()
         self._arm(self.limits.body_seconds, "its body", "body_seconds")
 
     def on_body(self, body: bytes) -> None:
+        if self._refused:
+            return
         self._body_bytes += len(body)
         if self._body_bytes > self.limits.request_bytes:
             self._refuse(413, self._body_message(self._body_bytes))
-            raise _TooLarge
+            return
         super().on_body(body)
 
     def on_message_complete(self) -> None:
         self._disarm()
-        super().on_message_complete()
+        if not self._refused:
+            super().on_message_complete()
 
     def _start_asgi_task(self, cycle: Any, app: Any) -> None:
         # As uvicorn's, keeping the task: a client that leaves cancels it.
@@ -183,7 +185,14 @@ class GuardedProtocol(HttpToolsProtocol):
         cycle = self.cycle
         if cycle is None or not cycle.response_started:
             self.transport.write(refusal(status, message))
-        self.transport.close()
+        if not self.transport.can_write_eof():
+            self.transport.close()
+            return
+        # Closing now, with the client's bytes still unread, would reset the connection and
+        # could destroy the answer before the client reads it: end our side, drop what
+        # still comes (see `data_received`), and close a moment later.
+        self.transport.write_eof()
+        self.loop.call_later(_LINGER_SECONDS, self.transport.close)
 
     def _head_message(self) -> str:
         return (

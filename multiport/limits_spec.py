@@ -41,7 +41,8 @@ class LimitsSpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_onl
         Seconds,
         Meta(
             description="Time from a request's first byte to the end of its headers; over "
-            "it: 408 and the connection is closed (slow clients)."
+            "it: 408 and the connection is closed (slow clients). A new connection that "
+            "sends nothing for this long is closed."
         ),
     ] = 10.0
     body_seconds: Annotated[
@@ -50,8 +51,12 @@ class LimitsSpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_onl
     ] = 60.0
     keep_alive_seconds: Annotated[
         Seconds,
-        Meta(description="An idle connection (new, or between requests) is closed after this."),
-    ] = 5.0
+        Meta(
+            description="A connection idle between two requests is closed after this; "
+            "longer than clients keep idle connections (httpx 5 s, Node 4 s), so a client "
+            "never sends on a connection the gateway is closing."
+        ),
+    ] = 15.0
     connections: Annotated[
         Count,
         Meta(

@@ -157,7 +157,7 @@ def test_a_connection_that_sends_nothing_is_closed(gateway: Gateway) -> None:
     with _connect(gateway) as sock:
         data, took = _read_all(sock)
     assert data == b""  # nothing was asked: nothing to answer
-    assert 0.4 < took < 2.5
+    assert 0.4 < took < 2.5  # header_seconds: a new connection has that long to ask
 
 
 def test_slow_headers_get_408_and_the_connection_closes(gateway: Gateway) -> None:
@@ -179,17 +179,16 @@ def test_oversized_headers_get_431_before_they_end(gateway: Gateway) -> None:
     with _connect(gateway) as sock:
         sock.sendall(b"POST /v1/messages HTTP/1.1\r\nhost: x\r\nx-big: ")
         sent = 0
-        try:
-            for _ in range(200):  # up to 10 MB of one header value, never ended
-                sock.sendall(b"a" * 50_000)
-                sent += 50_000
-        except OSError:
-            pass
+        for _ in range(200):  # up to 10 MB of one header value, never ended, until answered
+            if select.select([sock], [], [], 0.05)[0]:
+                break
+            sock.sendall(b"a" * 50_000)
+            sent += 50_000
         data, _ = _read_all(sock)
     status, error = _error(data)
     assert status == 431
     assert "limits.header_bytes" in error["message"]
-    assert sent < 10_000_000  # the gateway hung up long before
+    assert sent < 1_000_000  # answered long before the header could end
 
 
 def test_a_declared_body_over_the_limit_is_refused_at_once(gateway: Gateway) -> None:
