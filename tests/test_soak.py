@@ -27,7 +27,7 @@ from .upstream_server import free_ports
 
 SECONDS = float(os.environ.get("MULTIPORT_SOAK_SECONDS", "20"))
 CONNECTIONS = 256
-CEILING_MB = 600  # the gateway's peak RSS over the whole soak (docs/limits.md)
+CEILING_MB = 300  # the gateway's peak RSS over the whole soak (docs/limits.md)
 
 PROVIDER = """\
 port: {port}
