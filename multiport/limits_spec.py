@@ -12,7 +12,7 @@ from typing import Annotated
 import msgspec
 from msgspec import Meta
 
-__all__ = ["DEFAULT_LIMITS", "DefaultsSpec", "LimitsSpec", "TimeoutsSpec"]
+__all__ = ["DEFAULT_LIMITS", "AccessSpec", "DefaultsSpec", "LimitsSpec", "TimeoutsSpec"]
 
 _MiB = 1 << 20
 
@@ -139,11 +139,27 @@ class TimeoutsSpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_o
     ] = 900.0
 
 
+class AccessSpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """Who may use a port: the keys a client must send (`x-api-key` or `Authorization:
+    Bearer`), each from an environment variable; none: anyone who can reach the port."""
+
+    keys: Annotated[
+        list[str],
+        Meta(
+            description="Accepted client keys, each from the environment, e.g. "
+            '`["${TEAM_GATEWAY_KEY}"]`; a client without one of them gets 401 '
+            "`authentication_error`. Never write a key in the file."
+        ),
+    ] = []
+
+
 class DefaultsSpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
-    """`_defaults.yaml` in a providers folder: limits and timeouts for every file in it."""
+    """`_defaults.yaml` in a providers folder: what every file in it has unless it says
+    otherwise."""
 
     limits: Annotated[LimitsSpec, Meta(description="Default limits.")] = LimitsSpec()
     timeouts: Annotated[TimeoutsSpec, Meta(description="Default timeouts.")] = TimeoutsSpec()
+    access: Annotated[AccessSpec, Meta(description="Default inbound keys.")] = AccessSpec()
 
 
 DEFAULT_LIMITS = LimitsSpec()

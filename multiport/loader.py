@@ -21,9 +21,9 @@ from .spec_check import decode_spec, report_validation
 
 __all__ = ["DEFAULTS_FILE", "LoadedFile", "find_provider_files", "load_defaults", "load_file"]
 
-# A providers folder's defaults for every file in it: `limits:` and `timeouts:`.
+# A providers folder's defaults for every file in it: `limits:`, `timeouts:`, `access:`.
 DEFAULTS_FILE = "_defaults.yaml"
-_DEFAULTED = ("limits", "timeouts")
+_DEFAULTED = ("limits", "timeouts", "access")
 
 
 @dataclass
@@ -102,7 +102,7 @@ def load_defaults(folder: FsPath, environ: Mapping[str, str] | None = None) -> L
 
 
 def _with_defaults(data: dict[str, Any], defaults: Mapping[str, Any]) -> dict[str, Any]:
-    """The file's data with the folder's defaults under its own `limits:` and `timeouts:`."""
+    """The file's data with the folder's defaults under its own `limits:`, `timeouts:`, `access:`."""
     merged = dict(data)
     for key, values in defaults.items():
         own = data.get(key, {})

@@ -11,7 +11,7 @@ from typing import Annotated, Any, Literal
 import msgspec
 from msgspec import Meta
 
-from .limits_spec import LimitsSpec, TimeoutsSpec
+from .limits_spec import AccessSpec, LimitsSpec, TimeoutsSpec
 from .options import OptionsSpec, ToolStreamSpec
 from .router_spec import RouterSpec
 
@@ -263,6 +263,22 @@ class ProviderSpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_o
         TimeoutsSpec,
         Meta(description="Upstream timeouts; keys not given come from `_defaults.yaml`."),
     ] = TimeoutsSpec()
+    access: Annotated[
+        AccessSpec,
+        Meta(
+            description="Inbound keys clients must send; keys not given come from "
+            "`_defaults.yaml`. Without any, a port on a non-loopback `host` is refused "
+            "unless `multiport serve --allow-open`."
+        ),
+    ] = AccessSpec()
+    proxy: Annotated[
+        str | bool | None,
+        Meta(
+            description="Outbound proxy for this provider's message and catalog requests: "
+            "a URL (`http://proxy.corp:3128`), or `false` to ignore `HTTP_PROXY`, "
+            "`HTTPS_PROXY` and `NO_PROXY`; unset: they are honoured."
+        ),
+    ] = None
     limits: Annotated[
         LimitsSpec,
         Meta(
