@@ -50,6 +50,7 @@ def info_report(engine: Engine) -> dict[str, Any]:
         "file": provider.file,
         "listen": f"http://{provider.spec.host}:{provider.spec.port}",
         "upstream_host": engine.upstream.host,
+        "proxy": engine.upstream.proxy.shown if engine.upstream.proxy else None,
         "dialect": provider.wire.dialect,
         "framing": provider.wire.framing,
         "mappings": [

@@ -20,6 +20,7 @@ from .jsonpaths import parse_jsonpath
 from .loader import LoadedFile, find_provider_files, load_defaults, load_file
 from .mapping import Rule
 from .provider import CatalogPaths, Provider
+from .proxies import proxy_problem
 from .regex import Regex, RegexError, Template, compile_regex, compile_template
 from .rehearse import rehearse
 from .routing import Router, compile_router
@@ -163,6 +164,8 @@ def _compile(loaded: LoadedFile, strict_env: bool) -> Provider | None:
         loaded.problem((), "missing required key `base_url`: the upstream's base URL")
         return None
     base_ok = _check_url(loaded, ("base_url",), spec.base_url, "base_url")
+    if isinstance(spec.proxy, str) and spec.proxy and (unusable := proxy_problem(spec.proxy)):
+        loaded.problem(("proxy",), f"proxy: {unusable}")
     rules = _rules(loaded, spec)
     wire = compile_wire(loaded, spec)
     catalog = _catalog(loaded, spec)

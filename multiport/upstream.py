@@ -2,12 +2,14 @@
 
 Every call runs under a `Watchdog` (the provider's `timeouts:`) and its answer is read as
 an `UpstreamBody`: decoded in bounded steps, a complete answer at most
-`limits.answer_bytes` as received and as decoded.
+`limits.answer_bytes` as received and as decoded. The outbound proxy (`proxies.py`) is
+chosen once, here, for the message URL and the catalog URL.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 from collections.abc import AsyncIterator, Coroutine, Mapping
 from contextlib import asynccontextmanager
@@ -26,6 +28,7 @@ from .errors import (
 )
 from .limits_spec import LimitsSpec
 from .provider import Provider
+from .proxies import Proxy, UnusableProxy, choose_proxy
 from .upstream_body import (
     ACCEPT_ENCODING,
     FIRST_BYTE,
@@ -39,38 +42,62 @@ from .upstream_body import (
 __all__ = ["Upstream", "make_transport", "read_body", "stream_error"]
 
 _decode = msgspec.json.decode
+log = logging.getLogger("multiport.upstream")
 
 
-def make_transport(name: str | None = None) -> httpx.AsyncBaseTransport:
-    """The upstream transport: aiohttp's (fast under concurrency) unless told otherwise.
+def make_transport(name: str | None = None, proxy: Proxy | None = None) -> httpx.AsyncBaseTransport:
+    """The upstream transport: aiohttp's (fast under concurrency) unless told otherwise,
+    through `proxy` when one is given.
 
     `MULTIPORT_TRANSPORT=httpx` selects httpx's own transport.
     """
     name = name or os.environ.get("MULTIPORT_TRANSPORT", "aiohttp")
     limits = httpx.Limits(max_connections=512, max_keepalive_connections=128, keepalive_expiry=30)
+    via = proxy.for_transport() if proxy is not None else None
     if name == "httpx":
-        return httpx.AsyncHTTPTransport(limits=limits)
+        return httpx.AsyncHTTPTransport(limits=limits, proxy=via)
     from httpx_aiohttp import AiohttpTransport
 
-    return AiohttpTransport(limits=limits)
+    return AiohttpTransport(limits=limits, proxy=via)
 
 
 class Upstream:
-    """The provider's upstream: sends requests and maps failures to the error tree."""
+    """The provider's upstream: sends requests and maps failures to the error tree.
+
+    Without a `transport`, one is made for the proxy that `proxy:` and the environment
+    (`environ`, by default the process's) choose for `base_url`, and another for the
+    catalog when its URL gets a different one; a given `transport` is used as it is.
+    """
 
     def __init__(
-        self, provider: Provider, transport: httpx.AsyncBaseTransport | None = None
+        self,
+        provider: Provider,
+        transport: httpx.AsyncBaseTransport | None = None,
+        environ: Mapping[str, str] | None = None,
     ) -> None:
         timeouts = provider.spec.timeouts
         self.provider = provider
-        self.transport = transport if transport is not None else make_transport()
+        self.host = httpx.URL(provider.base_url).host
+        environ = os.environ if environ is None else environ
+        name = environ.get("MULTIPORT_TRANSPORT")
+        self.proxy = _proxy(provider, provider.base_url, environ) if transport is None else None
+        self.transport = transport if transport is not None else make_transport(name, self.proxy)
         # Reads are timed by the watchdog, not the transport: a transport's read timeout
         # also bounds the wait for the headers, which `first_byte` bounds instead.
         timeout = httpx.Timeout(
             connect=timeouts.connect, read=None, write=timeouts.write, pool=timeouts.pool
         )
         self.client = httpx.AsyncClient(timeout=timeout, transport=self.transport)
-        self.host = httpx.URL(provider.base_url).host
+        self._catalog, self._catalog_proxy = self.client, self.proxy
+        catalog_url = provider.catalog.url if provider.catalog is not None else None
+        if transport is None and catalog_url is not None:
+            proxy = _proxy(provider, catalog_url, environ)
+            if proxy != self.proxy:  # `no_proxy` may name one host and not the other
+                own = make_transport(name, proxy)
+                self._catalog = httpx.AsyncClient(timeout=timeout, transport=own)
+                self._catalog_proxy = proxy
+        self._proxy_headers = _forward_headers(self.proxy, provider.base_url)
+        self._catalog_proxy_headers = _forward_headers(self._catalog_proxy, catalog_url)
         self._timing = Timing.of(timeouts)
         self._answer_bytes = provider.spec.limits.answer_bytes
         # Message requests go straight to the transport with what the client would add,
@@ -81,6 +108,8 @@ class Upstream:
 
     async def aclose(self) -> None:
         await self.client.aclose()
+        if self._catalog is not self.client:
+            await self._catalog.aclose()
 
     @asynccontextmanager
     async def open(
@@ -94,11 +123,14 @@ class Upstream:
         target = self._messages_url if url == self.provider.messages_url else httpx.URL(url)
         if "accept-encoding" not in headers:
             headers = {**headers, "accept-encoding": ACCEPT_ENCODING}
+        if self._proxy_headers:
+            headers = {**headers, **self._proxy_headers}
         request = httpx.Request(
             "POST", target, headers=headers, content=body, extensions=self._extensions
         )
         with Watchdog(self._timing, self.host) as watch:
-            response = await self._answer(watch, self.transport.handle_async_request(request))
+            sending = self.transport.handle_async_request(request)
+            response = await self._answer(watch, sending, self.proxy)
             response.request = request
             try:
                 response = bounded(response, watch, self._answer_bytes)
@@ -112,11 +144,14 @@ class Upstream:
         self, url: str, headers: Mapping[str, str], seconds: float
     ) -> tuple[int, Any, httpx.Headers]:
         """GET a JSON document (used by the catalog) within `seconds`; 304 gives None."""
-        request = self.client.build_request("GET", url, headers=headers, timeout=seconds)
+        client = self._catalog
+        request = client.build_request("GET", url, headers=headers, timeout=seconds)
         request.headers["accept-encoding"] = ACCEPT_ENCODING
+        request.headers.update(self._catalog_proxy_headers)
         timing = Timing(seconds, seconds, seconds, ("catalog.timeout",) * 3)
         with Watchdog(timing, request.url.host) as watch:
-            response = await self._answer(watch, self.client.send(request, stream=True))
+            sending = client.send(request, stream=True)
+            response = await self._answer(watch, sending, self._catalog_proxy)
             try:
                 response = bounded(response, watch, self._answer_bytes)
                 status = response.status_code
@@ -135,7 +170,10 @@ class Upstream:
             raise UpstreamError(f"catalog answered invalid JSON: {exc}") from exc
 
     async def _answer(
-        self, watch: Watchdog, sending: Coroutine[Any, Any, httpx.Response]
+        self,
+        watch: Watchdog,
+        sending: Coroutine[Any, Any, httpx.Response],
+        proxy: Proxy | None = None,
     ) -> httpx.Response:
         """The answer's headers, awaited within `timeouts.first_byte`."""
         watch.arm(FIRST_BYTE)
@@ -147,15 +185,22 @@ class Upstream:
                 raise
             raise error from None
         except httpx.HTTPError as exc:
-            raise self._transport_error(exc) from exc
+            raise self._transport_error(exc, proxy) from exc
         finally:
             watch.disarm()
 
-    def _transport_error(self, exc: httpx.HTTPError) -> UpstreamError:
+    def _transport_error(self, exc: httpx.HTTPError, proxy: Proxy | None) -> UpstreamError:
         if _is_timeout(exc):
             return UpstreamTimeout(f"the upstream {self.host} did not answer in time")
         detail = str(exc) or type(exc).__name__
-        return UpstreamUnreachable(f"cannot reach the upstream {self.host}: {detail}")
+        if proxy is None:
+            return UpstreamUnreachable(f"cannot reach the upstream {self.host}: {detail}")
+        # The transports keep the proxy's credentials out of their errors; `hide` makes
+        # sure, for credentials from the environment are no secret the scrubber knows.
+        return UpstreamUnreachable(
+            f"cannot reach the upstream {self.host} through the proxy {proxy.shown} "
+            f"(set by {proxy.source}): {proxy.hide(detail)}"
+        )
 
     async def _raise_for_status(self, response: httpx.Response) -> None:
         if response.status_code < 400:
@@ -166,6 +211,11 @@ class Upstream:
             raw = b""  # the status says enough
         status = response.status_code
         detail = _error_message(raw) or response.reason_phrase or "no detail"
+        if status == 407 and self.proxy is not None:
+            detail = (
+                f"the proxy {self.proxy.shown} (set by {self.proxy.source}) wants credentials: "
+                "give them in its URL, http://user:password@host:port"
+            )
         error = UpstreamStatusError(
             f"upstream {self.host} answered HTTP {status}: {detail}", upstream_status=status
         )
@@ -195,6 +245,32 @@ class Upstream:
                 hint = "point base_url there"
             message += f" to {target}; {hint}"
         return UpstreamError(message)
+
+
+def _proxy(provider: Provider, url: str, environ: Mapping[str, str]) -> Proxy | None:
+    """The proxy for `url`, logged once; a proxy variable that is no proxy URL is ignored."""
+    try:
+        proxy = choose_proxy(provider.spec.proxy, url, environ)
+    except UnusableProxy as exc:
+        log.warning("%s: %s; it is ignored and %s reached directly", provider.name, exc, _host(url))
+        return None
+    if proxy is not None:
+        log.info(
+            "%s: %s is reached through the proxy %s (set by %s)",
+            provider.name,
+            _host(url),
+            proxy.shown,
+            proxy.source,
+        )
+    return proxy
+
+
+def _forward_headers(proxy: Proxy | None, url: str | None) -> dict[str, str]:
+    return proxy.forward_headers(url) if proxy is not None and url is not None else {}
+
+
+def _host(url: str) -> str:
+    return httpx.URL(url).host
 
 
 def stream_error(exc: httpx.HTTPError, host: str) -> UpstreamError:
