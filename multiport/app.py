@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import secrets
 from collections.abc import AsyncIterator, Mapping
 from typing import Any, Protocol
 
@@ -15,12 +14,13 @@ from litestar.exceptions import HTTPException
 from litestar.response import Stream
 from litestar.types import ExceptionHandlersMap
 
-from . import __version__
+from . import __version__, metrics
 from .app_reports import CLAUDE_ALIASES, health_report, info_report, model_list
 from .catalog import Catalog
 from .engine import Answer, Engine
 from .errors import ApiError, UpstreamError, error_type_for_status
 from .provider import Provider
+from .requestlog import Record, request_id_for
 from .scrub import Scrubber, clean, error_body
 from .upstream import Upstream
 
@@ -30,8 +30,7 @@ log = logging.getLogger("multiport.app")
 _encode = msgspec.json.Encoder().encode
 
 
-def _request_id() -> str:
-    return "req_" + secrets.token_hex(12)
+_LOGGED = {"/v1/messages": "messages", "/v1/messages/count_tokens": "count_tokens"}
 
 
 def _error_response(
@@ -47,23 +46,41 @@ def _error_response(
         error_body(error_type, message, request_id, scrub),
         status_code=status,
         media_type="application/json",
-        headers={"request-id": request_id, **(headers or {})},
+        headers={"request-id": request_id, "x-request-id": request_id, **(headers or {})},
     )
 
 
 def _id_of(request: Request[Any, Any, Any]) -> str:
-    """The request's id: the one its handler gave it, else a new one."""
+    """The request's id: the one its handler gave it, else the client's, else a new one."""
     request_id: str | None = request.state.get("request_id")
     if not request_id:
-        request_id = request.state.request_id = _request_id()
+        given = request.headers.get("x-request-id")
+        request_id = request.state.request_id = request_id_for(given)
     return request_id
+
+
+def begin(request: Request[Any, Any, Any], port: str, endpoint: str) -> Record:
+    """The request line's record of one request, its id the client's when it gave one."""
+    record = request.state.record = Record(port, endpoint, _id_of(request))
+    return record
+
+
+def _failed(request: Request[Any, Any, Any], port: str, status: int, error_type: str) -> None:
+    """The request line of a logged endpoint's request answered with an error."""
+    record: Record | None = request.state.get("record")
+    if record is None:
+        endpoint = _LOGGED.get(request.url.path)
+        if endpoint is None:
+            return  # not a request the log follows
+        record = begin(request, port, endpoint)  # refused before its handler ran
+    record.finish(status, error_type)
 
 
 def _http_error_message(request: Request[Any, Any, Any], exc: HTTPException) -> str:
     if exc.status_code == 404:
         return (
             f"no route for {request.method} {request.url.path}; this port serves /v1/messages, "
-            "/v1/messages/count_tokens, /v1/models, /health and /info"
+            "/v1/messages/count_tokens, /v1/models, /health, /info and /metrics"
         )
     if exc.status_code == 405:
         return f"method {request.method} is not allowed on {request.url.path}"
@@ -79,7 +96,11 @@ class Port(Protocol):
     def scrubber_for(self, client_headers: Mapping[str, str]) -> Scrubber: ...
 
     async def messages(
-        self, body: bytes, client_headers: Mapping[str, str], request_id: str = ""
+        self,
+        body: bytes,
+        client_headers: Mapping[str, str],
+        request_id: str = "",
+        record: Record | None = None,
     ) -> Answer: ...
 
 
@@ -101,6 +122,7 @@ def exception_handlers(engine: Port) -> ExceptionHandlersMap:
                 exc.status_code,
                 clean(exc.message, scrub),
             )
+        _failed(request, engine.name, exc.status_code, exc.error_type)
         return _error_response(
             request, exc.status_code, exc.error_type, exc.message, scrub, headers
         )
@@ -108,6 +130,7 @@ def exception_handlers(engine: Port) -> ExceptionHandlersMap:
     def http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Response[bytes]:
         status = exc.status_code
         message = _http_error_message(request, exc)
+        _failed(request, engine.name, status, error_type_for_status(status))
         return _error_response(
             request,
             status,
@@ -129,6 +152,7 @@ def exception_handlers(engine: Port) -> ExceptionHandlersMap:
             detail,
         )
         message = f"internal error ({type(exc).__name__}); see the gateway log"
+        _failed(request, engine.name, 500, "api_error")
         return _error_response(request, 500, "api_error", message, scrub)
 
     return {ApiError: api_error, HTTPException: http_error, Exception: unexpected}
@@ -139,14 +163,23 @@ def shared_routes(port: Port) -> list[Any]:
 
     @post("/v1/messages", status_code=200)
     async def messages(request: Request[Any, Any, Any]) -> Response[bytes] | Stream:
-        request_id = request.state.request_id = _request_id()
-        answer = await port.messages(await request.body(), request.headers, request_id)
-        headers = {"request-id": request_id, **answer.headers}
+        record = begin(request, port.name, "messages")
+        with record:
+            body = await request.body()
+            answer = await port.messages(body, request.headers, record.request_id, record)
+        headers = {**record.headers, **answer.headers}
         if answer.stream is not None:
             headers["cache-control"] = "no-cache"
-            return Stream(answer.stream, media_type="text/event-stream", headers=headers)
+            stream = record.watch(answer.stream)
+            return Stream(stream, media_type="text/event-stream", headers=headers)
         assert answer.body is not None
+        record.answered(answer.body)
         return Response(answer.body, media_type="application/json", headers=headers)
+
+    @get("/metrics")
+    async def metrics_text(request: Request[Any, Any, Any]) -> Response[bytes]:
+        text, content_type = metrics.exposition(request.headers.get("accept", ""))
+        return Response(text, media_type=content_type)
 
     @head("/")
     async def probe() -> None:
@@ -159,7 +192,7 @@ def shared_routes(port: Port) -> list[Any]:
             media_type="application/json",
         )
 
-    return [messages, probe, root]
+    return [messages, metrics_text, probe, root]
 
 
 def create_app(provider: Provider, *, transport: Any = None) -> Litestar:
@@ -170,9 +203,12 @@ def create_app(provider: Provider, *, transport: Any = None) -> Litestar:
 
     @post("/v1/messages/count_tokens", status_code=200)
     async def count_tokens(request: Request[Any, Any, Any]) -> Response[bytes]:
-        request_id = request.state.request_id = _request_id()
-        counted = await engine.count_tokens(await request.body(), request.headers, request_id)
-        return Response(counted, media_type="application/json")
+        record = begin(request, engine.name, "count_tokens")
+        with record:
+            body = await request.body()
+            counted = await engine.count_tokens(body, request.headers, record.request_id)
+        record.finish(200)
+        return Response(counted, media_type="application/json", headers=record.headers)
 
     @get("/v1/models")
     async def models(request: Request[Any, Any, Any]) -> Response[bytes]:

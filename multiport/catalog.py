@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 import msgspec
 
-from . import __version__
+from . import __version__, metrics
 from .errors import MultiportError
 from .file_secrets import is_credential_name
 from .provider import Provider, merge_headers
@@ -294,7 +294,9 @@ class Catalog:
             self.fetched_at = time.time()
             self.source, self.last_error = "live", None
             self._save_cache()
+            metrics.catalog_refreshed(self.provider.name, ok=True)
         except MultiportError as exc:
+            metrics.catalog_refreshed(self.provider.name, ok=False)
             # Shown by /health and /info: scrubbed like every error that leaves.
             self.last_error = clean(str(exc), self.scrub)
             log.warning(

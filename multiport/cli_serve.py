@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import logging
 import os
 import sys
 from typing import Any
@@ -13,6 +12,7 @@ from typing import Any
 from .compile import LoadResult, load_providers
 from .errors import Problem
 from .loader import LoadedFile
+from .logformat import configure as configure_logging
 from .provider import Provider
 from .routing import Router
 
@@ -85,12 +85,7 @@ def one_provider(directory: str, name: str) -> Provider | None:
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
-    logging.basicConfig(
-        level=logging.INFO if args.verbose else logging.WARNING,
-        format="%(asctime)s %(levelname)-7s %(message)s",
-        datefmt="%H:%M:%S",
-    )
-    logging.getLogger("multiport").setLevel(logging.INFO)
+    configure_logging(verbose=args.verbose, log_format=args.log_format)
     chosen = _to_serve(args)
     if isinstance(chosen, int):
         return chosen
@@ -172,6 +167,12 @@ def register(commands: Any) -> None:
         "with errors are left out and the others served)",
     )
     serve.add_argument(
-        "-v", "--verbose", action="store_true", help="log every request and catalog refresh"
+        "-v", "--verbose", action="store_true", help="also log each upstream call (httpx)"
+    )
+    serve.add_argument(
+        "--log-format",
+        choices=("text", "json"),
+        default="text",
+        help="every log line as text (default) or as one JSON object (docs/operations.md)",
     )
     serve.set_defaults(run=_cmd_serve)

@@ -16,7 +16,7 @@ from typing import Any
 
 import msgspec
 
-from . import __version__
+from . import __version__, metrics
 from .admission import Gate, Ticket, check_model, check_request, offload
 from .answer import fold, message_events
 from .anthropic_wire import (
@@ -34,6 +34,7 @@ from .errors import (
     TemplateInputError,
     UpstreamError,
     UpstreamProtocolError,
+    UpstreamStatusError,
 )
 from .mapping import Resolution, resolve
 from .normalize import Neutral
@@ -41,6 +42,7 @@ from .passthrough import passthrough_stream, with_model
 from .provider import Provider, merge_headers
 from .relay import guarded, translate_stream
 from .render import render_request
+from .requestlog import Record
 from .scrub import Scrubber, client_key, excerpt
 from .streaming import StreamState, encode_events
 from .tokens import count_body, estimate_tokens
@@ -65,6 +67,7 @@ class _Call:
     context: dict[str, Any]  # what response and stream templates see
     input_estimate: int
     scrub: Scrubber
+    record: Record
 
 
 @dataclass(frozen=True)
@@ -156,19 +159,23 @@ class Engine:
     # messages
 
     async def messages(
-        self, body: bytes, client_headers: Mapping[str, str], request_id: str = ""
+        self,
+        body: bytes,
+        client_headers: Mapping[str, str],
+        request_id: str = "",
+        record: Record | None = None,
     ) -> Answer:
         """Answer a client's `POST /v1/messages`, the upstream model picked by the mappings."""
+        record = record or Record(self.name, "messages", request_id)
+        request: MessagesRequest | PassthroughRequest
         if self.provider.wire.passthrough:
             # An Anthropic upstream reads the body itself; only what routing needs is read.
-            light = decode_passthrough(body)
-            return await self.forward(
-                body, light, self._target(light.model), client_headers, request_id
-            )
-        request = await offload(len(body), decode_messages, body)
-        return await self.forward(
-            body, request, self._target(request.model), client_headers, request_id
-        )
+            request = decode_passthrough(body)
+        else:
+            request = await offload(len(body), decode_messages, body)
+        record.model = request.model
+        target = self._target(request.model)
+        return await self.forward(body, request, target, client_headers, request_id, record)
 
     async def forward(
         self,
@@ -177,20 +184,30 @@ class Engine:
         target: str,
         client_headers: Mapping[str, str],
         request_id: str = "",
+        record: Record | None = None,
     ) -> Answer:
         """Answer `request` with the upstream model `target` (a mapping or a router chose it).
 
         Raises before the first byte when the upstream fails, so a caller may try another.
         A provider with `limits.concurrent_requests` calls in flight refuses it at once.
+        `record` learns the provider, the upstream model and the upstream's status.
         """
+        record = record or Record(self.name, "messages", request_id)
+        # A model name may hold a secret (a tenant in it): the log shows it scrubbed.
+        record.provider, record.target, record.upstream_status = self.name, self.scrubber(target), 0
         ticket = self.gate.enter()
         try:
-            answer = await self._answer(body, request, target, client_headers, request_id, ticket)
-        except BaseException:
+            answer = await self._answer(body, request, target, client_headers, record, ticket)
+        except BaseException as exc:
             ticket.release()
+            if isinstance(exc, UpstreamError):
+                if isinstance(exc, UpstreamStatusError):
+                    record.upstream_status = exc.upstream_status
+                metrics.upstream_answered(self.name, record.upstream_status)
             raise
         if not ticket.handed_over:
             ticket.release()
+        metrics.upstream_answered(self.name, record.upstream_status)
         return answer
 
     async def _answer(
@@ -199,20 +216,19 @@ class Engine:
         request: MessagesRequest | PassthroughRequest,
         target: str,
         client_headers: Mapping[str, str],
-        request_id: str,
+        record: Record,
         ticket: Ticket,
     ) -> Answer:
         scrub = self.scrubber_for(client_headers)
-        headers = self._headers(client_headers, target, request_id)
-        label = f"{self.provider.name} {request_id}".rstrip()
+        headers = self._headers(client_headers, target, record.request_id)
         if self.provider.wire.passthrough:
             light = PassthroughRequest(model=request.model, stream=request.stream)
-            return await self._passthrough(body, light, target, headers, scrub, label, ticket)
+            return await self._passthrough(body, light, target, headers, scrub, record, ticket)
         if not isinstance(request, MessagesRequest):
             request = await offload(len(body), decode_messages, body)
         upstream_stream = request.stream and self._spec_options.can_stream
         call = await offload(
-            len(body), self._translate, request, target, headers, scrub, upstream_stream
+            len(body), self._translate, request, target, headers, scrub, upstream_stream, record
         )
         extra = (
             {"multiport-dropped-tools": _header_value(", ".join(call.neutral.dropped_tools))}
@@ -220,7 +236,7 @@ class Engine:
             else {}
         )
         if upstream_stream:
-            return Answer(stream=await self._stream(call, label, ticket), headers=extra)
+            return Answer(stream=await self._stream(call, ticket), headers=extra)
         answer = await self._complete(call)
         state = self._state(call)
         if request.stream:
@@ -237,6 +253,7 @@ class Engine:
         headers: dict[str, str],
         scrub: Scrubber,
         stream: bool,
+        record: Record,
     ) -> _Call:
         check_request(request, self.limits, f"provider {self.provider.name}")
         info = self.catalog.get(target)
@@ -249,7 +266,15 @@ class Engine:
         estimate = estimate_tokens(request.system, request.messages, request.tools)
         url = self.provider.url_for(target, stream)
         return _Call(
-            rendered.body, headers, request.model, url, rendered.neutral, context, estimate, scrub
+            rendered.body,
+            headers,
+            request.model,
+            url,
+            rendered.neutral,
+            context,
+            estimate,
+            scrub,
+            record,
         )
 
     def _state(self, call: _Call) -> StreamState:
@@ -264,6 +289,7 @@ class Engine:
     async def _complete(self, call: _Call) -> RenderedAnswer:
         host = self.upstream.host
         async with self.upstream.open(call.url, call.headers, call.payload) as response:
+            call.record.upstream_status = response.status_code
             raw = await read_body(response)
         try:
             document = _decode(raw)
@@ -286,12 +312,13 @@ class Engine:
             ) from None
         return answer
 
-    async def _stream(self, call: _Call, label: str, ticket: Ticket) -> AsyncIterator[bytes]:
+    async def _stream(self, call: _Call, ticket: Ticket) -> AsyncIterator[bytes]:
         # Enter the upstream call now, so a failure is still a real HTTP status.
         stack = contextlib.AsyncExitStack()
         response = await stack.enter_async_context(
             self.upstream.open(call.url, call.headers, call.payload)
         )
+        call.record.upstream_status = response.status_code
         template = self.provider.wire.stream
         assert template is not None
         frames = translate_stream(
@@ -304,6 +331,7 @@ class Engine:
             host=self.upstream.host,
             line_bytes=self.provider.spec.limits.stream_line_bytes,
         )
+        label = self._label(call.record)
         return ticket.hand_over(guarded(frames, stack, call.scrub, label), stack)
 
     async def _passthrough(
@@ -313,19 +341,26 @@ class Engine:
         target: str,
         headers: dict[str, str],
         scrub: Scrubber,
-        label: str,
+        record: Record,
         ticket: Ticket,
     ) -> Answer:
         body = with_model(body, request.model, target)
         url = self.provider.url_for(target, bool(request.stream))
         if not request.stream:
             async with self.upstream.open(url, headers, body) as response:
+                record.upstream_status = response.status_code
                 return Answer(body=scrub.bytes(await read_body(response)))
         stack = contextlib.AsyncExitStack()
         response = await stack.enter_async_context(self.upstream.open(url, headers, body))
+        record.upstream_status = response.status_code
         limit = self.provider.spec.limits.stream_line_bytes
         frames = passthrough_stream(response.aiter_bytes(), scrub, self.upstream.host, limit)
+        label = self._label(record)
         return Answer(stream=ticket.hand_over(guarded(frames, stack, scrub, label), stack))
+
+    def _label(self, record: Record) -> str:
+        """Who a stream's failure is logged as: the provider and the request id."""
+        return f"{self.provider.name} {record.request_id}".rstrip()
 
     # other endpoints
 

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import msgspec
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
 
+from . import metrics
 from .admission import check_model, check_request, offload
 from .anthropic_wire import MessagesRequest, decode_messages
 from .breaker import Breaker
@@ -33,6 +34,7 @@ from .errors import (
     UpstreamStreamError,
     UpstreamTimeout,
 )
+from .requestlog import Record
 from .router_spec import RetrySpec
 from .routing import Candidate, Router
 from .scrub import Scrubber, clean, client_key
@@ -86,6 +88,7 @@ class RouterEngine:
         self.breaker = Breaker(router.spec.breaker)
         self.retry = router.spec.retry
         self.listed = {str(c): c for rule in router.rules for c in rule.candidates}
+        metrics.watch_circuits(router.name, self.breaker, list(self.listed))
         reached = {c.provider for c in self.listed.values()}
         self.scrubber = Scrubber(
             s for name in reached if name in engines for s in engines[name].provider.secrets
@@ -100,9 +103,15 @@ class RouterEngine:
         return self.scrubber.with_secret(client_key(client_headers))
 
     async def messages(
-        self, body: bytes, client_headers: Mapping[str, str], request_id: str = ""
+        self,
+        body: bytes,
+        client_headers: Mapping[str, str],
+        request_id: str = "",
+        record: Record | None = None,
     ) -> Answer:
+        record = record or Record(self.name, "messages", request_id)
         request = await offload(len(body), decode_messages, body)
+        record.model = request.model
         where = f"router {self.router.name}"
         check_model(request.model, self.router.limits, where)
         check_request(request, self.router.limits, where)
@@ -112,13 +121,14 @@ class RouterEngine:
         deadline = time.monotonic() + self.retry.budget
         tried: list[_Attempt] = []
         last: ApiError | None = None
-        for candidate in candidates:
+        for index, candidate in enumerate(candidates):
+            record.fallbacks = index  # each candidate after the first is a fallback taken
             skip = self._skip(candidate)
             if skip:
                 tried.append(_Attempt(candidate, skip))
                 continue
             try:
-                answer = await self._call(candidate, body, request, headers, request_id, deadline)
+                answer = await self._call(candidate, body, request, headers, record, deadline)
             except BaseException as exc:
                 if not isinstance(exc, ApiError):
                     self.breaker.release(str(candidate))  # cancelled, or a bug: no verdict
@@ -132,7 +142,7 @@ class RouterEngine:
                 log.warning(
                     "%s %s: %s failed, next candidate: %s",
                     self.router.name,
-                    request_id,
+                    record.request_id,
                     candidate,
                     clean(exc.message, self.scrubber_for(client_headers)),
                 )
@@ -178,7 +188,7 @@ class RouterEngine:
         body: bytes,
         request: MessagesRequest,
         client_headers: Mapping[str, str],
-        request_id: str,
+        record: Record,
         deadline: float,
     ) -> Answer:
         engine = self.engines[candidate.provider]
@@ -189,12 +199,19 @@ class RouterEngine:
             reraise=True,
         )
         async for attempt in retrying:
+            if attempt.retry_state.attempt_number > 1:
+                record.retries += 1
             with attempt:
                 limit = min(self.retry.attempt_timeout, max(0.0, deadline - time.monotonic()))
                 try:
                     async with asyncio.timeout(limit):
                         answer = await engine.forward(
-                            body, request, candidate.model, client_headers, request_id
+                            body,
+                            request,
+                            candidate.model,
+                            client_headers,
+                            record.request_id,
+                            record,
                         )
                         return await _first_event(answer)
                 except TimeoutError:

@@ -9,7 +9,7 @@ import msgspec
 from litestar import Litestar, Request, Response, get, post
 
 from .admission import offload
-from .app import CLAUDE_ALIASES, exception_handlers, shared_routes
+from .app import CLAUDE_ALIASES, begin, exception_handlers, shared_routes
 from .engine import Engine
 from .fallback import RouterEngine
 from .routing import Router
@@ -27,9 +27,13 @@ def create_router_app(router: Router, engines: Mapping[str, Engine]) -> Litestar
 
     @post("/v1/messages/count_tokens", status_code=200)
     async def count_tokens(request: Request[Any, Any, Any]) -> Response[bytes]:
-        body = await request.body()
-        tokens = await offload(len(body), count_body, body)
-        return Response(_encode({"input_tokens": tokens}), media_type="application/json")
+        record = begin(request, router.name, "count_tokens")
+        with record:
+            body = await request.body()
+            tokens = await offload(len(body), count_body, body)
+        record.finish(200)
+        body = _encode({"input_tokens": tokens})
+        return Response(body, media_type="application/json", headers=record.headers)
 
     @get("/v1/models")
     async def models(request: Request[Any, Any, Any]) -> Response[bytes]:

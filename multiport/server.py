@@ -215,7 +215,8 @@ def _config(listener: Listener, log_level: str) -> uvicorn.Config:
         http=protocol_for(listener.name, limits),
         timeout_keep_alive=limits.keep_alive_seconds,  # type: ignore[arg-type]
         log_level=log_level,
-        access_log=log_level == "info",  # -v: one line per request
+        access_log=False,  # the request log (requestlog.py) writes one line per request
+        log_config=None,  # uvicorn's lines go through the process's handler (logformat.py)
         lifespan="on",
         timeout_graceful_shutdown=5,
         server_header=False,
