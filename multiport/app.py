@@ -19,6 +19,7 @@ from .app_reports import CLAUDE_ALIASES, health_report, info_report, model_list
 from .catalog import Catalog
 from .engine import Answer, Engine
 from .errors import ApiError, UpstreamError, error_type_for_status
+from .inbound import key_check
 from .provider import Provider
 from .requestlog import Record, request_id_for
 from .scrub import Scrubber, clean, error_body
@@ -240,6 +241,7 @@ def create_app(provider: Provider, *, transport: Any = None) -> Litestar:
         openapi_config=None,
         logging_config=None,
         request_max_body_size=provider.spec.limits.request_bytes,
+        before_request=key_check(provider.spec.access.keys, provider.file),
     )
     app.state.engine = engine
     return app

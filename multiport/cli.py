@@ -71,7 +71,12 @@ def _summary(result: LoadResult) -> dict[str, object]:
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
-    result = load_providers(args.paths or [DEFAULT_DIR], strict_env=args.strict)
+    paths = args.paths or [DEFAULT_DIR]
+    missing = [path for path in paths if not Path(path).exists()]
+    if missing:  # a usage error, not an invalid file
+        print(f"multiport validate: no such file or folder: {', '.join(missing)}", file=sys.stderr)
+        return 2
+    result = load_providers(paths, strict_env=args.strict)
     if args.format == "json":
         sys.stdout.write(json.dumps(_summary(result), indent=2) + "\n")
         return 1 if result.errors else 0

@@ -104,8 +104,12 @@ def _cmd_models(args: argparse.Namespace) -> int:
         finally:
             await upstream.aclose()
 
-    if provider.catalog is not None and (args.refresh or catalog.source in ("none", "fallback")):
+    fetch = provider.catalog is not None and (
+        args.refresh or catalog.source in ("none", "fallback")
+    )
+    if fetch:
         asyncio.run(refresh())
+    failed = 1 if fetch and catalog.last_error else 0  # what is known is still printed
     models = sorted(catalog.models.values(), key=lambda m: m.id)
     if args.format == "json":
         import msgspec
@@ -116,7 +120,7 @@ def _cmd_models(args: argparse.Namespace) -> int:
             "models": msgspec.to_builtins(models),
         }
         print(json.dumps(catalog.scrub.data(report), indent=2))
-        return 0
+        return failed
     rows = [["ID", "NAME", "CONTEXT", "OUTPUT", "CAPABILITIES"]]
     for m in models:
         rows.append(
@@ -132,7 +136,7 @@ def _cmd_models(args: argparse.Namespace) -> int:
     state = catalog.state()
     error = f"; last error: {state['last_error']}" if state["last_error"] else ""
     print(f"\n{len(models)} model(s) from {state['source']}{error}")
-    return 0
+    return failed
 
 
 def _cmd_route(args: argparse.Namespace) -> int:
@@ -188,7 +192,8 @@ def register(commands: Any) -> None:
         "models",
         help="print a provider's model catalog",
         description="Print the models a provider's catalog lists (from the cache, else fetched).",
-        epilog="examples:\n  multiport models github-models\n  multiport models openai --refresh --format json",
+        epilog="examples:\n  multiport models github-models\n  multiport models openai --refresh --format json"
+        "\n\nexit status: 0, or 1 when the provider is unknown or the catalog fetch fails",
         formatter_class=_RAW,
     )
     models.add_argument("name", metavar="NAME", help="provider name")

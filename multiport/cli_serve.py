@@ -89,9 +89,12 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     chosen = _to_serve(args)
     if isinstance(chosen, int):
         return chosen
+    from .inbound import refuse_open
     from .server import PortFailed, PortInUse, serve
 
     providers, routers = chosen
+    if refuse_open(providers, routers, allow=args.allow_open):
+        return 1
     level = "info" if args.verbose else "warning"
     main = serve(providers, routers=routers, log_level=level, strict=args.strict)
     try:
@@ -174,5 +177,11 @@ def register(commands: Any) -> None:
         choices=("text", "json"),
         default="text",
         help="every log line as text (default) or as one JSON object (docs/operations.md)",
+    )
+    serve.add_argument(
+        "--allow-open",
+        action="store_true",
+        help="serve a port on a non-loopback host without access.keys (refused by "
+        "default: anyone who reaches it would use your upstream credentials)",
     )
     serve.set_defaults(run=_cmd_serve)

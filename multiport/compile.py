@@ -16,6 +16,7 @@ import msgspec
 from ._yamlsource import Path
 from .errors import Problem
 from .file_secrets import file_secrets
+from .inbound import check_access, check_defaults_access
 from .jsonpaths import parse_jsonpath
 from .loader import LoadedFile, find_provider_files, load_defaults, load_file
 from .mapping import Rule
@@ -76,6 +77,7 @@ def _folder_defaults(
     for folder in sorted(folders):
         loaded = load_defaults(folder, environ)
         if loaded is not None:
+            check_defaults_access(loaded)
             result.problems.extend(loaded.problems)
             found[folder] = loaded.defaults
     return found
@@ -84,12 +86,14 @@ def _folder_defaults(
 def _compile_any(loaded: LoadedFile, strict_env: bool) -> Provider | Router | None:
     spec = loaded.spec
     assert spec is not None
+    check_access(loaded)
     if spec.router is None:
         return _compile(loaded, strict_env)
     for key in ("base_url", "catalog", "mappings"):
         if getattr(spec, key):
             loaded.problem((key,), f"a router has no upstream of its own: remove `{key}`")
-    return compile_router(loaded, spec.router, spec.host, spec.port, spec.limits)
+    keys = tuple(spec.access.keys)
+    return compile_router(loaded, spec.router, spec.host, spec.port, spec.limits, keys)
 
 
 def _check_routes(result: LoadResult) -> None:

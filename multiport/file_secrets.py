@@ -7,6 +7,7 @@ The rule, decided once at load (docs/provider-configuration.md, "Where secrets m
   variable's own value.
 - anywhere else: the value of a variable whose name says it holds a credential
   (`…_KEY`, `…_TOKEN`, `…_SECRET`, `…_PASSWORD`, `…_AUTH`, …), as the environment gives it.
+- `access.keys`, each whole: the keys clients send to the gateway.
 - `base_url`, `catalog.url` and `proxy`: the password of the URL (or its user name when it
   has no password) always; a query value when a variable supplied any of it. The rest of a URL
   (scheme, host, port, path) is not secret, so `${OPENAI_BASE_URL:-https://…/v1}` stays
@@ -53,6 +54,7 @@ def file_secrets(loaded: LoadedFile, spec: ProviderSpec) -> tuple[str, ...]:
         *_url_secrets(loaded, spec.base_url, ("base_url",)),
         *_url_secrets(loaded, spec.catalog.url if spec.catalog else None, ("catalog", "url")),
         *_url_secrets(loaded, spec.proxy if isinstance(spec.proxy, str) else None, ("proxy",)),
+        *spec.access.keys,
     }
     return tuple(sorted((s for s in found if len(s) >= MIN_SECRET), key=len, reverse=True))
 

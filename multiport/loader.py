@@ -91,7 +91,9 @@ def load_defaults(folder: FsPath, environ: Mapping[str, str] | None = None) -> L
     data = _parse(loaded, what="a defaults file of `limits:` and `timeouts:`")
     if data is None:
         return loaded
-    data = interpolate(data, os.environ if environ is None else environ).data
+    loaded.env = os.environ if environ is None else environ
+    interpolated = interpolate(data, loaded.env)
+    data, loaded.used_env = interpolated.data, interpolated.used
     try:
         msgspec.convert(data, DefaultsSpec, strict=False)
     except msgspec.ValidationError as exc:

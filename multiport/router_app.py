@@ -12,6 +12,7 @@ from .admission import offload
 from .app import CLAUDE_ALIASES, begin, exception_handlers, shared_routes
 from .engine import Engine
 from .fallback import RouterEngine
+from .inbound import key_check
 from .routing import Router
 from .tokens import count_body
 
@@ -23,6 +24,8 @@ _encode = msgspec.json.Encoder().encode
 def create_router_app(router: Router, engines: Mapping[str, Engine]) -> Litestar:
     """One Litestar app routing over the other providers' engines (same process)."""
     port = RouterEngine(router, engines)
+    for key in router.keys:  # scrubbed like a provider's secrets
+        port.scrubber = port.scrubber.with_secret(key)
     listed = {shape: _encode(_models(router, openai=shape)) for shape in (False, True)}
 
     @post("/v1/messages/count_tokens", status_code=200)
@@ -62,6 +65,7 @@ def create_router_app(router: Router, engines: Mapping[str, Engine]) -> Litestar
         openapi_config=None,
         logging_config=None,
         request_max_body_size=router.limits.request_bytes,
+        before_request=key_check(router.keys, router.file),
     )
     app.state.router = port
     return app

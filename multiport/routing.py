@@ -72,6 +72,7 @@ class Router:
     rules: tuple[RouteRule, ...]
     background: Regex
     limits: LimitsSpec = DEFAULT_LIMITS
+    keys: tuple[str, ...] = ()  # access.keys: a client must send one
 
     def features(self, request: MessagesRequest) -> Features:
         """What `request` is, as this router's rules read it."""
@@ -99,7 +100,12 @@ def features_of(request: MessagesRequest, background: Regex) -> Features:
 
 
 def compile_router(
-    loaded: LoadedFile, spec: RouterSpec, host: str, port: int, limits: LimitsSpec = DEFAULT_LIMITS
+    loaded: LoadedFile,
+    spec: RouterSpec,
+    host: str,
+    port: int,
+    limits: LimitsSpec = DEFAULT_LIMITS,
+    keys: tuple[str, ...] = (),
 ) -> Router | None:
     """Compile the rules; problems go to `loaded` with their path."""
     rules = []
@@ -133,4 +139,5 @@ def compile_router(
     except RegexError as exc:
         loaded.problem(("router", "background_model"), str(exc))
         return None
-    return Router(loaded.name, str(loaded.path), host, port, spec, tuple(rules), background, limits)
+    name, file = loaded.name, str(loaded.path)
+    return Router(name, file, host, port, spec, tuple(rules), background, limits, keys)

@@ -237,7 +237,8 @@ async def serve(
     """
     bound, sockets = bind(listeners(providers, routers), strict=strict)
     ports = _Ports(bound, sockets, log_level)
-    guard_logs(Scrubber(s for p in providers for s in p.secrets))  # after uvicorn's logging set-up
+    secrets = [*(s for p in providers for s in p.secrets), *(k for r in routers for k in r.keys)]
+    guard_logs(Scrubber(secrets))  # after uvicorn's logging set-up
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, ports.stop)

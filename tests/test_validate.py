@@ -238,9 +238,9 @@ def test_usage_error_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
     assert exc.value.code == 2
 
 
-def test_missing_path_is_an_error(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
-    assert main(["validate", str(tmp_path / "nope")]) == 1
-    assert "no such file or folder" in capsys.readouterr().out
+def test_missing_path_is_a_usage_error(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    assert main(["validate", str(tmp_path / "nope")]) == 2
+    assert "no such file or folder" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(
