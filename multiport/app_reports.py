@@ -48,6 +48,8 @@ def info_report(engine: Engine) -> dict[str, Any]:
         "provider": provider.name,
         "version": __version__,
         "file": provider.file,
+        "file_version": provider.version,
+        "loaded_at": _iso(int(provider.loaded_at)),
         "listen": f"http://{provider.spec.host}:{provider.spec.port}",
         "upstream_host": engine.upstream.host,
         "proxy": engine.upstream.proxy.shown if engine.upstream.proxy else None,

@@ -90,13 +90,22 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     if isinstance(chosen, int):
         return chosen
     from .inbound import refuse_open
+    from .reload import Reload
     from .server import PortFailed, PortInUse, serve
 
     providers, routers = chosen
     if refuse_open(providers, routers, allow=args.allow_open):
         return 1
     level = "info" if args.verbose else "warning"
-    main = serve(providers, routers=routers, log_level=level, strict=args.strict)
+    reload = Reload(args.dir, args.only, watch=not args.no_reload, allow_open=args.allow_open)
+    main = serve(
+        providers,
+        routers=routers,
+        log_level=level,
+        strict=args.strict,
+        grace=args.shutdown_timeout,
+        reload=reload,
+    )
     try:
         with contextlib.suppress(KeyboardInterrupt):
             if os.environ.get("MULTIPORT_LOOP", "uvloop") == "uvloop":
@@ -149,7 +158,8 @@ def register(commands: Any) -> None:
         "the port its file declares, in one process. A file with errors is left out and "
         "named on stderr (FILE:LINE:COL: error: ...); the others are served. The exit "
         "status is 1 when no provider can be served; with --strict, any error in any file "
-        "refuses the start. Ctrl-C stops all.",
+        "refuses the start. Files are watched: a new, changed or removed file opens, swaps or "
+        "closes its port. Ctrl-C or SIGTERM stops all, requests in flight finishing first.",
         epilog="examples:\n  multiport serve\n  multiport serve providers.d --only openai github-models\n"
         "  multiport serve --strict   # all or nothing\n"
         "  OPENAI_BASE_URL=http://127.0.0.1:9000/v1 OPENAI_API_KEY=x multiport serve --only openai",
@@ -183,5 +193,19 @@ def register(commands: Any) -> None:
         action="store_true",
         help="serve a port on a non-loopback host without access.keys (refused by "
         "default: anyone who reaches it would use your upstream credentials)",
+    )
+    serve.add_argument(
+        "--no-reload",
+        action="store_true",
+        help="do not watch DIR (SIGHUP still reloads it): by default a new, changed or "
+        "removed file opens, swaps or closes its port while the others serve on",
+    )
+    serve.add_argument(
+        "--shutdown-timeout",
+        type=float,
+        default=25.0,
+        metavar="SECONDS",
+        help="on SIGTERM or Ctrl-C, how long requests in flight may take to finish before "
+        "they end with an error (default: 25)",
     )
     serve.set_defaults(run=_cmd_serve)

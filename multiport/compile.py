@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path as FsPath
@@ -27,6 +28,7 @@ from .rehearse import rehearse
 from .routing import Router, compile_router
 from .spec import ProviderSpec
 from .urls import HeaderTemplate, UrlTemplate, compile_header, compile_url
+from .versions import file_version
 from .wire import Wire, compile_wire
 
 __all__ = ["LoadResult", "load_providers"]
@@ -222,6 +224,8 @@ def _compile(loaded: LoadedFile, strict_env: bool) -> Provider | None:
         missing_credentials=missing,
         secrets=secrets,
         template_options=msgspec.to_builtins(spec.options),
+        version=file_version(loaded.path, spec),
+        loaded_at=time.time(),
     )
 
 

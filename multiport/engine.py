@@ -237,14 +237,14 @@ class Engine:
         )
         if upstream_stream:
             return Answer(stream=await self._stream(call, ticket), headers=extra)
-        answer = await self._complete(call)
+        answer, size = await self._complete(call)
         state = self._state(call)
+        # A big answer (many blocks or tool calls) is folded off the loop, as a big request.
+        frames = await offload(size, _frames, state, answer, bool(request.stream))
         if request.stream:
             # An upstream that cannot stream, replayed as a stream.
-            return Answer(
-                stream=_replay(encode_events(message_events(state, answer))), headers=extra
-            )
-        return Answer(body=_encode(fold(message_events(state, answer))), headers=extra)
+            return Answer(stream=_replay(frames), headers=extra)
+        return Answer(body=frames, headers=extra)
 
     def _translate(
         self,
@@ -286,11 +286,14 @@ class Engine:
             self._spec_options.tool_stream,
         )
 
-    async def _complete(self, call: _Call) -> RenderedAnswer:
-        host = self.upstream.host
+    async def _complete(self, call: _Call) -> tuple[RenderedAnswer, int]:
         async with self.upstream.open(call.url, call.headers, call.payload) as response:
             call.record.upstream_status = response.status_code
             raw = await read_body(response)
+        return await offload(len(raw), self._read_answer, raw, call), len(raw)
+
+    def _read_answer(self, raw: bytes, call: _Call) -> RenderedAnswer:
+        host = self.upstream.host
         try:
             document = _decode(raw)
         except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
@@ -389,6 +392,12 @@ class Engine:
 def _header_value(text: str) -> str:
     """Client-given text made safe for a header: printable ASCII on one line."""
     return "".join(c if " " <= c <= "~" else "?" for c in text)[:1000]
+
+
+def _frames(state: StreamState, answer: RenderedAnswer, stream: bool) -> bytes:
+    """A complete answer as the client asked for it: SSE frames, or one JSON message."""
+    events = message_events(state, answer)
+    return encode_events(events) if stream else _encode(fold(events))
 
 
 async def _replay(frames: bytes) -> AsyncIterator[bytes]:

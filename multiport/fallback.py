@@ -115,7 +115,7 @@ class RouterEngine:
         where = f"router {self.router.name}"
         check_model(request.model, self.router.limits, where)
         check_request(request, self.router.limits, where)
-        name, candidates = self._candidates(request)
+        name, candidates = await offload(len(body), self._candidates, request)
         # The router's own key stays here: each provider uses its own credentials.
         headers = {k: v for k, v in client_headers.items() if k.lower() not in _CLIENT_KEYS}
         deadline = time.monotonic() + self.retry.budget

@@ -10,7 +10,9 @@ the whole process, which serves every port on one loop):
   (408, 431), its body within `body_seconds` and `request_bytes` (408, 413), checked on
   `Content-Length` before any of the body is read;
 - a client that leaves before its answer has begun cancels the request, so its upstream
-  call ends at once (a stream already stops when its client leaves).
+  call ends at once (a stream already stops when its client leaves);
+- a client that reads nothing of its answer for `send_seconds` is disconnected, which ends
+  its request, its upstream call and what was buffered for it.
 
 Each refusal is an Anthropic error body sent with `connection: close`.
 """
@@ -32,12 +34,14 @@ __all__ = ["CLIENT_GONE", "guarded_app", "protocol_for"]
 CLIENT_GONE = "multiport: the client disconnected"
 
 _REASONS = {
+    400: b"Bad Request",
     408: b"Request Timeout",
     413: b"Content Too Large",
     431: b"Request Header Fields Too Large",
     529: b"Overloaded",
 }
 _TYPES = {
+    400: "invalid_request_error",
     408: "timeout_error",
     413: "request_too_large",
     431: "invalid_request_error",
@@ -80,7 +84,10 @@ class GuardedProtocol(HttpToolsProtocol):
         self._body_bytes = 0
         self._deadline: asyncio.TimerHandle | None = None
         self._refused = False
-        self._task: asyncio.Task[None] | None = None
+        self._pieces = 0  # header pieces (URL, headers) completed, counted in `_head_bytes`
+        self._partial = 0  # bytes of a head still open across reads, not yet in a piece
+        self._running: tuple[Any, asyncio.Task[None]] | None = None
+        self._stalled: asyncio.TimerHandle | None = None
 
     # connections
 
@@ -101,21 +108,61 @@ class GuardedProtocol(HttpToolsProtocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()
-        cycle = self.cycle
-        task = self._task
-        if task is not None and cycle is not None and not cycle.response_started:
-            task.cancel(CLIENT_GONE)
+        self._unstall()
+        if self._running is not None:
+            cycle, task = self._running
+            if not cycle.response_started:
+                task.cancel(CLIENT_GONE)
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
         if self._refused:
             return
+        was_open, pieces = self._head_open, self._pieces
         super().data_received(data)
-        if self._head_open and not self._refused:
-            # httptools holds a header until it ends: bound what it may hold.
-            self._head_bytes += len(data)
-            if self._head_bytes > self.limits.header_bytes:
-                self._refuse(431, self._head_message())
+        if not (was_open and self._head_open) or self._refused:
+            self._partial = 0
+        elif pieces == self._pieces:
+            # A head open across this whole read and no piece of it ended: httptools holds
+            # the unfinished header, so bound what it may hold.
+            self._partial += len(data)
+        if self._head_open and self._head_bytes + self._partial > self.limits.header_bytes:
+            self._refuse(431, self._head_message())
+
+    def on_url(self, url: bytes) -> None:
+        super().on_url(url)
+        self._count(len(url))
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        super().on_header(name, value)
+        self._count(len(name) + len(value) + 4)
+
+    def _count(self, size: int) -> None:
+        self._pieces += 1
+        self._partial = 0
+        self._head_bytes += size
+
+    # a client that does not read
+
+    def pause_writing(self) -> None:
+        super().pause_writing()
+        if self._stalled is None:
+            self._stalled = self.loop.call_later(self.limits.send_seconds, self._give_up)
+
+    def resume_writing(self) -> None:
+        self._unstall()
+        super().resume_writing()
+
+    def _unstall(self) -> None:
+        if self._stalled is not None:
+            self._stalled.cancel()
+            self._stalled = None
+
+    def _give_up(self) -> None:
+        # The client read nothing for `send_seconds`: what it was sent is dropped, its
+        # request (and upstream call) ends when the connection does.
+        self._stalled = None
+        self.transport.abort()
 
     # one request
 
@@ -123,12 +170,16 @@ class GuardedProtocol(HttpToolsProtocol):
         super().on_message_begin()
         self._head_open = True
         self._head_bytes = 0
+        self._partial = 0
         self._body_bytes = 0
         self._arm(self.limits.header_seconds, "its headers", "header_seconds")
 
     def on_headers_complete(self) -> None:
         self._head_open = False
         self._disarm()
+        if self._head_bytes > self.limits.header_bytes:  # the whole head came in one read
+            self._refuse(431, self._head_message())
+            return
         declared = _content_length(self.headers)
         if declared is not None and declared > self.limits.request_bytes:
             self._refuse(413, self._body_message(declared))
@@ -155,11 +206,11 @@ class GuardedProtocol(HttpToolsProtocol):
         task = self.loop.create_task(cycle.run_asgi(app))
         task.add_done_callback(self.tasks.discard)
         self.tasks.add(task)
-        self._task = task
+        self._running = (cycle, task)
 
     def send_400_response(self, msg: str) -> None:
         if not self._refused:  # a refusal stopped the parser: it is answered already
-            super().send_400_response(msg)
+            self._refuse(400, f"malformed HTTP request ({msg.rstrip('.')}); send valid HTTP/1.1")
 
     # refusals
 
@@ -183,8 +234,13 @@ class GuardedProtocol(HttpToolsProtocol):
         self._disarm()
         self._unset_keepalive_if_required()
         cycle = self.cycle
-        if cycle is None or not cycle.response_started:
-            self.transport.write(refusal(status, message))
+        if cycle is not None and cycle.response_started and not cycle.response_complete:
+            self.transport.close()  # an answer is on its way: nothing more can be said
+            return
+        self.pipeline.clear()
+        if cycle is not None:
+            cycle.keep_alive = False
+        self.transport.write(refusal(status, message))
         if not self.transport.can_write_eof():
             self.transport.close()
             return

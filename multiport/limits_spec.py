@@ -57,6 +57,14 @@ class LimitsSpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_onl
             "never sends on a connection the gateway is closing."
         ),
     ] = 15.0
+    send_seconds: Annotated[
+        Seconds,
+        Meta(
+            description="A client that reads nothing of its answer for this long is "
+            "disconnected; its request and upstream call end (a stream client that stopped "
+            "reading would otherwise hold its place in flight)."
+        ),
+    ] = 60.0
     connections: Annotated[
         Count,
         Meta(

@@ -61,6 +61,8 @@ class Provider:
     missing_credentials: tuple[str, ...]
     secrets: tuple[str, ...]
     template_options: dict[str, Any]  # `options`, as templates see them
+    version: str = ""  # of the file and the files it names: a reload swaps what changed
+    loaded_at: float = 0.0
 
     def url_for(self, model: str, stream: bool) -> str:
         """The URL of a message request for `model`; a 400 if the model cannot be in a URL."""

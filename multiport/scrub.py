@@ -102,8 +102,12 @@ def guard_logs(scrub: Scrubber) -> None:
         logging.getLogger(),
         *(logging.getLogger(n) for n in ("uvicorn", "uvicorn.error", "uvicorn.access")),
     ]
+    log_filter.multiport = True  # type: ignore[attr-defined]
     for logger in loggers:
         for handler in logger.handlers:
+            # A reload installs a new scrubber in place of the one before.
+            for old in [f for f in handler.filters if getattr(f, "multiport", False)]:
+                handler.removeFilter(old)
             handler.addFilter(log_filter)
 
 

@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from .gateway import Gateway
-from .upstream_server import free_ports
+from .upstream_server import Reply, ScriptedUpstream, free_ports
 
 PROVIDER = """\
 port: {port}
@@ -290,3 +290,72 @@ def test_a_full_port_answers_529_and_other_ports_serve(
         assert httpx.get(gateway.url() + "/health", timeout=1).status_code == 200
     finally:
         gateway.stop()
+
+
+def test_pipelined_requests_over_the_header_limit_together_are_served(gateway: Gateway) -> None:
+    one = b"GET /health HTTP/1.1\r\nhost: x\r\n\r\n"
+    count = 3000  # about 100 KB in one write: more than header_bytes, each head small
+    with _connect(gateway) as sock:
+        sock.sendall(one * count)
+        sock.settimeout(5)
+        data = b""
+        while data.count(b"HTTP/1.1 200") < count:
+            piece = sock.recv(1 << 20)
+            assert piece, f"closed after {data.count(b'HTTP/1.1 200')} answers"
+            data += piece
+    assert b" 431 " not in data
+
+
+def test_malformed_http_gets_an_anthropic_400(gateway: Gateway) -> None:
+    with _connect(gateway) as sock:
+        sock.sendall(b"POST /v1/messages HTTP/1.1\r\nhost: x\r\ncontent-length: nope\r\n\r\n")
+        data, _ = _read_all(sock)
+    status, error = _error(data)
+    assert (status, error["type"]) == (400, "invalid_request_error")
+    assert "malformed HTTP" in error["message"]
+
+
+def test_a_client_that_stops_reading_is_disconnected_and_frees_its_place(
+    tmp_path: Path,
+) -> None:
+    upstream = ScriptedUpstream().start()
+    upstream.strict = False
+    chunk = b'data: {"choices":[{"index":0,"delta":{"content":"' + b"x" * 60_000 + b'"}}]}\n\n'
+    upstream.responder = lambda seen: Reply(forever=chunk, gap=0.001)
+    providers = tmp_path / "providers.d"
+    providers.mkdir()
+    (port,) = free_ports(1)
+    text = PROVIDER.format(port=port, base=upstream.url + "/v1", keep_alive=5, connections=50)
+    (providers / "p.yaml").write_text(text + "  send_seconds: 1\n")
+    gateway = Gateway([str(providers)], {"GUARD_KEY": "sk-guard-secret"}, [port], tmp_path)
+    body = json.dumps({**BODY, "stream": True}).encode()
+    try:
+        readers = [_connect(gateway) for _ in range(2)]  # the limit: 2 in flight
+        for sock in readers:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            sock.sendall(_request_head(len(body)) + body)  # and never read
+        time.sleep(0.5)
+        full = httpx.post(gateway.url() + "/v1/messages", json=BODY, timeout=5)
+        assert full.status_code == 529  # both places held by clients that do not read
+        # After send_seconds the gateway gives up on them, and the places come back.
+        deadline = time.monotonic() + 8
+        while full.status_code == 529 and time.monotonic() < deadline:
+            time.sleep(0.2)
+            with httpx.stream(
+                "POST", gateway.url() + "/v1/messages", json={**BODY, "stream": True}, timeout=5
+            ) as full:
+                pass
+        assert full.status_code == 200
+        for sock in readers:
+            sock.close()
+    finally:
+        gateway.stop()
+        upstream.stop()
+
+
+def test_oversized_headers_in_one_write_get_431(gateway: Gateway) -> None:
+    with _connect(gateway) as sock:
+        sock.sendall(b"GET /health HTTP/1.1\r\nhost: x\r\nx-big: " + b"a" * 10_000 + b"\r\n\r\n")
+        data, _ = _read_all(sock)
+    status, _ = _error(data)
+    assert status == 431

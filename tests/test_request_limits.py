@@ -19,8 +19,9 @@ from multiport.compile import load_providers
 
 from .apps import UPSTREAM, ask, provider
 from .gateway import Gateway
-from .upstream_server import free_ports
+from .upstream_server import Reply, ScriptedUpstream, chat_completion, free_ports
 
+BODY = {"model": "m", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]}
 SMALL = "limits: {blocks: 5, tools: 2, model_chars: 40}\n"
 
 
@@ -177,3 +178,44 @@ def test_huge_requests_are_bounded_in_memory_and_leave_the_loop_free(tmp_path: P
         assert grown < 600
     finally:
         gateway.stop()
+
+
+def test_an_answer_of_many_tool_calls_leaves_the_loop_free(tmp_path: Path) -> None:
+    calls = [
+        {"id": f"c{i}", "type": "function", "function": {"name": "f", "arguments": "{}"}}
+        for i in range(60_000)
+    ]
+    answer = chat_completion(None, tool_calls=calls, finish="tool_calls")
+    upstream = ScriptedUpstream().start()
+    upstream.strict = False
+    upstream.responder = lambda seen: Reply(json=answer)
+    folder = tmp_path / "providers.d"
+    folder.mkdir()
+    port, other = free_ports(2)
+    base = upstream.url.removeprefix("http://127.0.0.1:")
+    for name, number in (("a", port), ("b", other)):
+        (folder / f"{name}.yaml").write_text(
+            PROVIDERS.format(port=number, dead=base).replace("x-secret-value", "k")
+        )
+    gateway = Gateway([str(folder)], {}, [port, other], tmp_path)
+    try:
+        with concurrent.futures.ThreadPoolExecutor(2) as pool:
+            sent = [
+                pool.submit(
+                    httpx.post, f"http://127.0.0.1:{port}/v1/messages", json=BODY, timeout=60
+                )
+                for _ in range(2)
+            ]
+            slowest = 0.0
+            while not all(f.done() for f in sent):
+                started = time.monotonic()
+                assert httpx.get(f"http://127.0.0.1:{other}/health", timeout=5).status_code == 200
+                slowest = max(slowest, time.monotonic() - started)
+                time.sleep(0.05)
+        for future in sent:
+            assert future.result().status_code == 200
+            assert len(future.result().json()["content"]) == 60_000
+        assert slowest < 1.0
+    finally:
+        gateway.stop()
+        upstream.stop()

@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from multiport import server as server_module
+from multiport import ports as ports_module
 from multiport.cli import main
 from multiport.compile import load_providers
 from multiport.provider import Provider
@@ -49,11 +49,11 @@ def _crash(
     monkeypatch: pytest.MonkeyPatch, doomed: int, healthy: int, error: BaseException
 ) -> list[int]:
     """The server on `doomed` raises `error` once `healthy` answers; gives /health's status."""
-    original = server_module._Server.serve
+    original = ports_module._Server.serve
     answered: list[int] = []
 
     async def serve_or_die(
-        self: server_module._Server, sockets: list[socket.socket] | None = None
+        self: ports_module._Server, sockets: list[socket.socket] | None = None
     ) -> None:
         assert sockets is not None
         if sockets[0].getsockname()[1] != doomed:
@@ -63,7 +63,7 @@ def _crash(
             answered.append(await _health(client, healthy))
         raise error
 
-    monkeypatch.setattr(server_module._Server, "serve", serve_or_die)
+    monkeypatch.setattr(ports_module._Server, "serve", serve_or_die)
     return answered
 
 
