@@ -86,6 +86,7 @@ def main() -> None:
         default="uvloop+aiohttp,asyncio+aiohttp,uvloop+httpx",
         help="event loop + upstream transport pairs to measure",
     )
+    parser.add_argument("--workers", default="1", help="passed to `multiport serve --workers`")
     args = parser.parse_args()
 
     small = json.dumps(
@@ -133,7 +134,7 @@ def main() -> None:
                     "MULTIPORT_CACHE_DIR": tmp,
                 }
                 gateway = subprocess.Popen(
-                    [sys.executable, "-m", "multiport", "serve", tmp],
+                    [sys.executable, "-m", "multiport", "serve", tmp, "--workers", args.workers],
                     env=env,
                     stderr=subprocess.DEVNULL,
                 )
@@ -146,7 +147,10 @@ def main() -> None:
                         ("small stream", small_stream),
                         ("Claude Code 50 KB stream", big_stream),
                     ):
-                        results[f"multiport ({variant}): {name}"] = load(
+                        shown = (
+                            variant if args.workers == "1" else f"{variant}, {args.workers} workers"
+                        )
+                        results[f"multiport ({shown}): {name}"] = load(
                             url, body, args.connections, args.seconds
                         )
                 finally:

@@ -7,6 +7,7 @@ that came from a secret (docs/provider-configuration.md, "Where secrets may appe
 from __future__ import annotations
 
 import datetime as dt
+import os
 from typing import Any
 
 from litestar import Request
@@ -50,6 +51,7 @@ def info_report(engine: Engine) -> dict[str, Any]:
         "file": provider.file,
         "file_version": provider.version,
         "loaded_at": _iso(int(provider.loaded_at)),
+        "pid": os.getpid(),  # which process answered, under `serve --workers`
         "listen": f"http://{provider.spec.host}:{provider.spec.port}",
         "upstream_host": engine.upstream.host,
         "proxy": engine.upstream.proxy.shown if engine.upstream.proxy else None,

@@ -7,6 +7,7 @@ good answer kept on disk, then the static fallback list in the YAML.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import logging
 import os
@@ -24,10 +25,12 @@ from .file_secrets import is_credential_name
 from .provider import Provider, merge_headers
 from .scrub import Scrubber, clean
 from .upstream import Upstream
+from .workers import worker_index
 
 __all__ = ["Catalog", "ModelInfo", "cache_dir", "catalog_headers"]
 
 log = logging.getLogger("multiport.catalog")
+_FOLLOW_SECONDS = 1.0  # how often a worker but the first looks for a newer cache file
 _CATALOG_HEADERS = {"accept": "application/json", "user-agent": f"multiport/{__version__}"}
 
 
@@ -308,12 +311,29 @@ class Catalog:
             )
 
     async def run(self, upstream: Upstream) -> None:
-        """Refresh now and then on the interval, until cancelled."""
+        """Refresh now and then on the interval, until cancelled.
+
+        Under `serve --workers`, only worker 0 fetches; the others follow the cache file it
+        writes, so the upstream sees one fetch whatever the number of workers.
+        """
         paths = self.provider.catalog
         if paths is None or paths.url is None or self.provider.missing_credentials:
+            return
+        if worker_index() not in (None, 0):
+            await self._follow()
             return
         while True:
             await self.refresh(upstream)
             if paths.spec.refresh <= 0:
                 return
             await asyncio.sleep(paths.spec.refresh)
+
+    async def _follow(self) -> None:
+        """Load the cache file each time it changes, until cancelled."""
+        seen: float | None = None
+        while True:
+            with contextlib.suppress(OSError):
+                changed = self._cache_file.stat().st_mtime
+                if changed != seen and self._load_cache():
+                    seen = changed
+            await asyncio.sleep(_FOLLOW_SECONDS)

@@ -164,6 +164,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     cut = words.index("--") if "--" in words else len(words)
     args = parser.parse_args(words[:cut])
     args.passthrough_args = words[cut + 1 :]
+    args.words = words[:cut]  # what `serve --workers` runs again in each worker
     if not getattr(args, "run", None):
         parser.print_help()
         return 2

@@ -15,6 +15,7 @@ from .loader import LoadedFile
 from .logformat import configure as configure_logging
 from .provider import Provider
 from .routing import Router
+from .workers import count, follow_parent, supervise, worker_index
 
 __all__ = ["load_reported", "one_provider", "register"]
 
@@ -86,6 +87,8 @@ def one_provider(directory: str, name: str) -> Provider | None:
 
 def _cmd_serve(args: argparse.Namespace) -> int:
     configure_logging(verbose=args.verbose, log_format=args.log_format)
+    if worker_index() is not None:
+        follow_parent()
     chosen = _to_serve(args)
     if isinstance(chosen, int):
         return chosen
@@ -96,6 +99,12 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     providers, routers = chosen
     if refuse_open(providers, routers, allow=args.allow_open):
         return 1
+    if args.workers > 1 and worker_index() is None:
+        addresses = [(p.name, p.spec.host, p.spec.port) for p in providers]
+        addresses += [(r.name, r.host, r.port) for r in routers]
+        return supervise(
+            args.words, args.workers, args.shutdown_timeout, addresses, strict=args.strict
+        )
     level = "info" if args.verbose else "warning"
     reload = Reload(args.dir, args.only, watch=not args.no_reload, allow_open=args.allow_open)
     main = serve(
@@ -207,5 +216,13 @@ def register(commands: Any) -> None:
         metavar="SECONDS",
         help="on SIGTERM or Ctrl-C, how long requests in flight may take to finish before "
         "they end with an error (default: 25)",
+    )
+    serve.add_argument(
+        "--workers",
+        type=count,
+        default=1,
+        metavar="N",
+        help="serve every port from N processes (a number, or `auto`: one per core), the "
+        "kernel spreading connections over them; Linux (docs/deployment.md). Default: 1",
     )
     serve.set_defaults(run=_cmd_serve)

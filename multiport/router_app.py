@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from typing import Any
 
@@ -92,6 +93,7 @@ def _info(port: RouterEngine) -> dict[str, Any]:
         "provider": router.name,
         "router": True,
         "file": router.file,
+        "pid": os.getpid(),  # which process answered, under `serve --workers`
         "listen": f"http://{router.host}:{router.port}",
         "rules": [
             {

@@ -22,6 +22,7 @@ from .routing import Router
 if TYPE_CHECKING:
     from .reload import Reload
 from .scrub import Scrubber, guard_logs, redact_url
+from .workers import worker_index
 
 __all__ = [
     "Listener",
@@ -121,6 +122,8 @@ def listen(listener: Listener) -> socket.socket | str:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if worker_index() is not None:  # `serve --workers`: the kernel spreads the connections
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     try:
         sock.bind((host, port))
     except OSError as exc:
