@@ -15,7 +15,7 @@ from .loader import LoadedFile
 from .logformat import configure as configure_logging
 from .provider import Provider
 from .routing import Router
-from .workers import count, follow_parent, supervise, worker_index
+from .workers import as_worker, count, supervise, worker_index
 
 __all__ = ["load_reported", "one_provider", "register"]
 
@@ -88,7 +88,7 @@ def one_provider(directory: str, name: str) -> Provider | None:
 def _cmd_serve(args: argparse.Namespace) -> int:
     configure_logging(verbose=args.verbose, log_format=args.log_format)
     if worker_index() is not None:
-        follow_parent()
+        as_worker()
     chosen = _to_serve(args)
     if isinstance(chosen, int):
         return chosen
@@ -162,7 +162,7 @@ def register(commands: Any) -> None:
     """Add the serving commands to the parser."""
     serve = commands.add_parser(
         "serve",
-        help="serve every provider on its port, in one process",
+        help="serve every provider on its port, in one process (or N: --workers)",
         description="Serve the Anthropic Messages API for every provider file in DIR, each on "
         "the port its file declares, in one process. A file with errors is left out and "
         "named on stderr (FILE:LINE:COL: error: ...); the others are served. The exit "

@@ -31,8 +31,8 @@ from types import FrameType
 __all__ = [
     "WORKER_ENV",
     "Supervisor",
+    "as_worker",
     "count",
-    "follow_parent",
     "probe",
     "supervise",
     "unsupported",
@@ -101,8 +101,10 @@ def probe(addresses: Sequence[tuple[str, str, int]], *, strict: bool) -> str | N
     return None
 
 
-def follow_parent() -> None:
-    """In a worker: end with SIGTERM when the parent dies (Linux), so none outlives it."""
+def as_worker() -> None:
+    """In a worker, first thing: end with SIGTERM when the parent dies (Linux), so none
+    outlives it; ignore SIGHUP until the reload takes it over (the parent passes it on)."""
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
     parent = os.environ.get(_PARENT_ENV)
     if sys.platform != "linux" or not parent:
         return

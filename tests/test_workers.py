@@ -175,3 +175,30 @@ def test_windows_refuses_more_than_one_worker(monkeypatch: pytest.MonkeyPatch) -
     assert why is not None
     assert "SO_REUSEPORT" in why
     assert workers.supervise(["serve"], 2, 1.0, [], strict=False) == 2
+
+
+def test_sighup_to_the_parent_reloads_every_worker(
+    tmp_path: Path, upstream: ScriptedUpstream
+) -> None:
+    folder, ports = _folder(tmp_path, upstream)
+    beta = (folder / "beta.yaml").read_text()
+    (folder / "beta.yaml").unlink()
+    (folder / "router.yaml").unlink()
+    env = {"MULTIPORT_CACHE_DIR": str(tmp_path)}
+    args = [str(folder), "--workers", "2", "--no-reload"]
+    gateway = Gateway(args, env, ports[:1], tmp_path)
+    try:
+        assert _until(lambda: len(_pids(gateway)) == 2), gateway.log()
+        pids = set(_pids(gateway).values())
+        # Both workers serving, so both take SIGHUP (a worker ignores it while starting).
+        assert _every_worker(ports[0], 2, lambda info: True) == pids
+        time.sleep(0.2)
+        (folder / "beta.yaml").write_text(beta)
+        gateway.process.send_signal(signal.SIGHUP)
+        # The port a reload opens is shared too: both workers answer on it.
+        assert _until(lambda: _answered_by(ports[1]) > 0), gateway.log()
+        assert _every_worker(ports[1], 2, lambda info: True) == pids
+        _ask(ports[1])
+    finally:
+        log = gateway.stop()
+    assert "Traceback" not in log, log
