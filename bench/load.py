@@ -18,7 +18,13 @@ async def run(
     deadline = time.monotonic() + seconds
     connector = aiohttp.TCPConnector(limit=connections)
     async with aiohttp.ClientSession(
-        connector=connector, headers={"content-type": "application/json"}
+        connector=connector,
+        headers={
+            "content-type": "application/json",
+            "anthropic-version": "2023-06-01",
+            # LiteLLM's master key (peers.LITELLM_KEY); the others ignore it.
+            "x-api-key": "sk-multiport-bench-0123456789abcdef",
+        },
     ) as session:
 
         async def worker() -> None:
