@@ -18,7 +18,7 @@ from . import __version__, metrics
 from .app_reports import CLAUDE_ALIASES, health_report, info_report, model_list
 from .catalog import Catalog
 from .engine import Answer, Engine
-from .errors import ApiError, UpstreamError, error_type_for_status
+from .errors import ApiError, UpstreamError, UpstreamStatusError, error_type_for_status
 from .inbound import key_check
 from .provider import Provider
 from .requestlog import Record, request_id_for
@@ -113,7 +113,13 @@ def exception_handlers(engine: Port) -> ExceptionHandlersMap:
         headers = {"retry-after": retry_after} if retry_after else None
         scrub = engine.scrubber_for(request.headers)
         if exc.status_code >= 500 or isinstance(exc, UpstreamError):
-            # The gateway's or the upstream's fault: the operator needs to see it.
+            # The gateway's or the upstream's fault: the operator needs to see it. An
+            # upstream's 4xx text often quotes the request (prompt text): not logged.
+            echoed = (
+                exc.upstream_status
+                if isinstance(exc, UpstreamStatusError) and exc.upstream_status < 500
+                else None
+            )
             log.warning(
                 "%s %s: %s %s answered %d: %s",
                 engine.name,
@@ -121,7 +127,9 @@ def exception_handlers(engine: Port) -> ExceptionHandlersMap:
                 request.method,
                 request.url.path,
                 exc.status_code,
-                clean(exc.message, scrub),
+                f"the upstream answered {echoed} ({exc.error_type})"
+                if echoed
+                else clean(exc.message, scrub),
             )
         _failed(request, engine.name, exc.status_code, exc.error_type)
         return _error_response(

@@ -16,6 +16,7 @@ import asyncio
 import collections
 import contextlib
 import logging
+import secrets
 from typing import Any
 
 from .guard import CLIENT_GONE
@@ -85,14 +86,14 @@ class Switch:
 async def _end_at_shutdown(send: Any, started: bool) -> None:
     with contextlib.suppress(Exception):  # the connection may be gone already
         if not started:
-            body = error_body("overloaded_error", _MESSAGE, "", _NO_SECRETS)
-            await send(
-                {
-                    "type": "http.response.start",
-                    "status": 503,
-                    "headers": [(b"content-type", b"application/json"), (b"retry-after", b"1")],
-                }
-            )
+            request_id = "req_" + secrets.token_hex(12)
+            body = error_body("overloaded_error", _MESSAGE, request_id, _NO_SECRETS)
+            headers = [
+                (b"content-type", b"application/json"),
+                (b"retry-after", b"1"),
+                (b"request-id", request_id.encode()),
+            ]
+            await send({"type": "http.response.start", "status": 503, "headers": headers})
             await send({"type": "http.response.body", "body": body, "more_body": False})
         else:
             frame = error_event("overloaded_error", _MESSAGE, _NO_SECRETS)

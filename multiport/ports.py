@@ -93,7 +93,9 @@ class Ports:
         life = AppLife(listener.app, listener.name)
         await life.start()
         old_app, old_life = port.switch.swap(listener.app), port.life
+        _carry_gate(old_app, listener.app)
         port.protocol.limits = listener.limits
+        port.server.config.timeout_keep_alive = listener.limits.keep_alive_seconds
         port.listener, port.life, port.version = listener, life, version
         self._later(self._retire(port.switch, old_app, old_life))
 
@@ -107,6 +109,12 @@ class Ports:
             await asyncio.wait({port.task})
         await port.life.stop()
         port.sock.close()
+
+    def force(self) -> None:
+        """Stop every port at once, without waiting for requests in flight."""
+        for port in self.served.values():
+            port.server.force_exit = True
+        self.stop()
 
     def stop(self) -> None:
         """Stop every port (SIGINT, SIGTERM, or a port that died)."""
@@ -124,8 +132,9 @@ class Ports:
             await task
 
     async def _retire(self, switch: Switch, app: Any, life: AppLife) -> None:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(switch.drained(app), self.grace)
+        # Requests in flight finish on the app they began on, however long (each is bounded
+        # by its own limits and timeouts); a shutdown ends them at its deadline.
+        await switch.drained(app)
         await life.stop()
 
     def _later(self, work: Any) -> None:
@@ -172,3 +181,12 @@ class Ports:
             timeout_graceful_shutdown=self.grace,  # type: ignore[arg-type,unused-ignore]
             server_header=False,
         )
+
+
+def _carry_gate(old: Any, new: Any) -> None:
+    """A provider's new version counts the requests still in flight on the old one."""
+    before, after = getattr(old.state, "engine", None), getattr(new.state, "engine", None)
+    if before is not None and after is not None:
+        gate = before.gate
+        gate.limit = after.gate.limit
+        after.gate = gate

@@ -62,6 +62,7 @@ class Reload:
                 await self.reload(ports)
         finally:
             loop.remove_signal_handler(signal.SIGHUP)
+            signal.signal(signal.SIGHUP, signal.SIG_IGN)  # not the default: it would kill us
             if watch is not None:
                 watch.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -151,12 +152,13 @@ async def _bring(ports: Ports, listener: Listener, version: str) -> bool:
         await ports.swap(listener, version)
         log.warning("%s: reloaded (version %s)", listener.name, version)
         return True
+    sock = listen(listener)  # the new address first: if it is taken, the old one serves on
+    if isinstance(sock, str):
+        kept = "; the version before keeps serving" if port is not None else ""
+        log.error("%s; not serving it%s", sock, kept)
+        return False
     if port is not None:
         await ports.close(listener.name)
-    sock = listen(listener)
-    if isinstance(sock, str):
-        log.error("%s; not serving it", sock)
-        return True
     await ports.open(listener, sock, version)
     return True
 

@@ -149,6 +149,8 @@ async def serve(
     `reload`, the providers folder is watched (and SIGHUP reloads it): see `reload.py`.
     """
     _open_files_limit()
+    if hasattr(signal, "SIGHUP"):  # a reload signal never stops the process, even mid-start
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
     bound, sockets = bind(listeners(providers, routers), strict=strict)
     ports = Ports(log_level, grace)
     versions = {p.name: p.version for p in providers}
@@ -202,6 +204,8 @@ def _open_files_limit() -> None:
 
 def _stopping(ports: Ports) -> None:
     if ports.stopping:
+        log.warning("multiport: stopping now, without waiting")
+        ports.force()
         return
     busy = sum(sum(p.switch.in_flight.values()) for p in ports.served.values())
     log.warning(

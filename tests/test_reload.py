@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import signal
+import socket
 import subprocess
 import threading
 import time
@@ -28,18 +29,25 @@ mappings:
 BODY = {"model": "claude-x", "max_tokens": 10, "messages": [{"role": "user", "content": "hi"}]}
 
 
+_STREAMS = {
+    "long-stream": Reply(sse=text_chunks(*["x"] * 40), gap=0.25),
+    "three-seconds": Reply(sse=text_chunks(*["x"] * 12), gap=0.25),
+}
+
+
 def _answer(seen: Seen) -> Reply:
+    """By the upstream model: `slow`, `hang`, `echo` (a 400 quoting the request), and
+    streams that last (`long-stream`, `three-seconds`); else a quick answer."""
     body = seen.body if isinstance(seen.body, dict) else {}
-    model = body.get("model")
-    if model == "slow":
-        return Reply(json=chat_completion("slow answer"), delay=1.5)
-    if model == "hang":
-        return Reply(hang=True)
-    if model == "long-stream":
-        return Reply(sse=text_chunks(*["x"] * 40), gap=0.25)
+    model = str(body.get("model"))
     if body.get("stream"):
-        return Reply(sse=text_chunks("Hel", "lo"), gap=0.1)
-    return Reply(json=chat_completion(f"from {model}"))
+        return _STREAMS.get(model, Reply(sse=text_chunks("Hel", "lo"), gap=0.1))
+    replies = {
+        "slow": Reply(json=chat_completion("slow answer"), delay=1.5),
+        "hang": Reply(hang=True),
+        "echo": Reply(status=400, json={"error": {"message": f"bad request: {body}"}}),
+    }
+    return replies.get(model, Reply(json=chat_completion(f"from {model}")))
 
 
 @pytest.fixture(scope="module")
@@ -225,3 +233,110 @@ def test_sigterm_lets_requests_finish_then_ends_the_rest_cleanly(
     assert events[-1][0] == "error"
     assert "message_stop" not in [e for e, _ in events]
     assert "Traceback" not in log
+
+
+def _stream_text(port: int, model: str, out: list[bytes]) -> None:
+    body = {**BODY, "model": model, "stream": True}
+    out.append(httpx.post(f"http://127.0.0.1:{port}/v1/messages", json=body, timeout=20).content)
+
+
+def test_a_reload_never_cuts_a_stream_in_flight(upstream: ScriptedUpstream, tmp_path: Path) -> None:
+    folder = tmp_path / "providers.d"
+    folder.mkdir()
+    (a,) = free_ports(1)
+    _write(folder, "alpha", a, upstream, "three-seconds")
+    gateway = _serve(folder, [a], tmp_path, "--shutdown-timeout", "1")
+    try:
+        out: list[bytes] = []
+        streaming = threading.Thread(target=_stream_text, args=(a, "claude-x", out))
+        streaming.start()
+        time.sleep(0.3)
+        _write(folder, "alpha", a, upstream, "six")
+        assert _until(lambda: _text(a) == "from six")
+        streaming.join(15)
+        events = [e for e, _ in parse_sse(out[0])]
+        assert events[-1] == "message_stop"  # lasted longer than the grace, finished whole
+        assert "error" not in events
+    finally:
+        gateway.stop()
+
+
+def test_a_port_change_to_a_taken_port_keeps_the_old_one(
+    upstream: ScriptedUpstream, tmp_path: Path
+) -> None:
+    folder = tmp_path / "providers.d"
+    folder.mkdir()
+    (a,) = free_ports(1)
+    _write(folder, "alpha", a, upstream, "one")
+    gateway = _serve(folder, [a], tmp_path)
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        try:
+            _write(folder, "alpha", taken.getsockname()[1], upstream, "two")
+            assert _until(lambda: "keeps serving" in gateway.log())
+            assert _text(a) == "from one"
+        finally:
+            gateway.stop()
+
+
+def test_a_reload_keeps_counting_requests_in_flight(
+    upstream: ScriptedUpstream, tmp_path: Path
+) -> None:
+    folder = tmp_path / "providers.d"
+    folder.mkdir()
+    (a,) = free_ports(1)
+    limit = "limits: {concurrent_requests: 1}\n"
+    (folder / "alpha.yaml").write_text(
+        PROVIDER.format(port=a, upstream=upstream.url, target="hang") + limit
+    )
+    gateway = _serve(folder, [a], tmp_path)
+    try:
+        held: list[httpx.Response | str] = []
+        threading.Thread(target=_post, args=(a, "claude-x", False, held), daemon=True).start()
+        time.sleep(0.5)
+        (folder / "alpha.yaml").write_text(
+            PROVIDER.format(port=a, upstream=upstream.url, target="hang") + limit + "# v2\n"
+        )
+        assert _until(lambda: "reloaded" in gateway.log())
+        answer = httpx.post(f"http://127.0.0.1:{a}/v1/messages", json=BODY, timeout=5)
+        assert answer.status_code == 529  # the hanging request still holds the one place
+    finally:
+        gateway.stop()
+
+
+def test_sighup_while_stopping_does_not_kill(upstream: ScriptedUpstream, tmp_path: Path) -> None:
+    folder = tmp_path / "providers.d"
+    folder.mkdir()
+    (a,) = free_ports(1)
+    _write(folder, "alpha", a, upstream, "three-seconds")
+    gateway = _serve(folder, [a], tmp_path, "--shutdown-timeout", "5")
+    out: list[bytes] = []
+    streaming = threading.Thread(target=_stream_text, args=(a, "claude-x", out))
+    streaming.start()
+    time.sleep(0.3)
+    gateway.process.send_signal(signal.SIGTERM)
+    time.sleep(0.3)
+    gateway.process.send_signal(signal.SIGHUP)
+    code = gateway.process.wait(10)
+    streaming.join(10)
+    gateway.stop()
+    assert code == 0
+    assert [e for e, _ in parse_sse(out[0])][-1] == "message_stop"
+
+
+def test_an_upstream_4xx_echoing_the_prompt_is_not_logged(
+    upstream: ScriptedUpstream, tmp_path: Path
+) -> None:
+    folder = tmp_path / "providers.d"
+    folder.mkdir()
+    (a,) = free_ports(1)
+    _write(folder, "alpha", a, upstream, "echo")
+    gateway = _serve(folder, [a], tmp_path)
+    try:
+        body = {**BODY, "messages": [{"role": "user", "content": "PROMPT-TEXT-1234"}]}
+        answer = httpx.post(f"http://127.0.0.1:{a}/v1/messages", json=body, timeout=5)
+        assert answer.status_code == 400
+        assert "PROMPT-TEXT-1234" in answer.text  # the client sees its upstream's message
+    finally:
+        log = gateway.stop()
+    assert "answered 400" in log
+    assert "PROMPT-TEXT-1234" not in log
