@@ -43,8 +43,7 @@ class _Translator:
         self, state: StreamState, template: CompiledTemplate, context: dict[str, Any], host: str
     ) -> None:
         self.state = state
-        self.template = template
-        self.context = context
+        self.render = template.renderer("chunk", **context)
         self.host = host
         self.ended = False
         self.payloads = 0
@@ -66,7 +65,7 @@ class _Translator:
         if not isinstance(chunk, dict):
             return []
         try:
-            event = self.template.render(chunk=chunk, **self.context)
+            event = self.render(chunk)
         except TemplateInputError as exc:
             raise UpstreamProtocolError(
                 f"the upstream {self.host} sent a chunk the stream template cannot read: "

@@ -384,6 +384,8 @@ _JSON_GROWTH = 4  # a JSON text decodes into objects several times its size
 
 def tojson(value: Any) -> str:
     """`value` as JSON (Jinja's own escapes <, > and & for HTML; these are JSON bodies)."""
+    if value is None:
+        return "null"  # most of a stream event's fields, most of the time
     if isinstance(value, jinja2.Undefined):
         str(value)  # a StrictUndefined raises its own error, naming what is missing
     if type(value) is not str:

@@ -7,13 +7,17 @@ attributes whose names start with an underscore.
 
 from __future__ import annotations
 
+import functools
 import re
+import types
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import jinja2
 import msgspec
 from jinja2.sandbox import safe_range
+from jinja2.utils import internalcode
 
 from .contracts import RenderedAnswer, StreamEvent
 from .errors import TemplateInputError, TemplateRenderError
@@ -45,6 +49,30 @@ _FIELDS = {
 }
 
 
+_BUILTIN_METHOD = types.BuiltinMethodType
+
+
+class _Context(jinja2.runtime.Context):
+    """Jinja's context, with a short way to call a builtin method such as `chunk.get`."""
+
+    @internalcode
+    def call(__self, __obj: Any, *args: Any, **kwargs: Any) -> Any:
+        if type(__obj) is not _BUILTIN_METHOD:
+            return super().call(__obj, *args, **kwargs)
+        # A builtin method cannot carry Jinja's `pass_context` marks, and looking for them
+        # was a third of a stream chunk's render. The rest is Jinja's own call, unchanged;
+        # the sandbox has checked the callable before it comes here.
+        if kwargs:
+            kwargs.pop("_block_vars", None)
+            kwargs.pop("_loop_vars", None)
+        try:
+            return __obj(*args, **kwargs)
+        except StopIteration:
+            return __self.environment.undefined(
+                "value was undefined because a callable raised a StopIteration exception"
+            )
+
+
 def _make_environment(kind: type[jinja2.Environment]) -> jinja2.Environment:
     env = kind(
         undefined=jinja2.StrictUndefined,
@@ -57,6 +85,7 @@ def _make_environment(kind: type[jinja2.Environment]) -> jinja2.Environment:
         finalize=text,
     )
     env.concat = join_output  # type: ignore[method-assign]
+    env.context_class = _Context
     env.filters.update(bounded_filters())
     del env.filters["pprint"]
     env.globals.clear()
@@ -93,7 +122,7 @@ class CompiledTemplate:
 
     def render_body(self, **context: Any) -> bytes:
         """A request template's output, checked to be a JSON object, as the bytes to send."""
-        text = self._text(context)
+        text = self._text(self._parent(context))
         self._decode(text)
         return text.encode()
 
@@ -105,11 +134,36 @@ class CompiledTemplate:
         to report as the upstream's fault; output that breaks the contract is the
         template's fault (500), whatever the input.
         """
-        return self._decode(self._text(context))
+        return self._decode(self._text(self._parent(context)))
 
-    def _text(self, context: dict[str, Any]) -> str:
+    def renderer(self, name: str, **context: Any) -> Callable[[Any], Any]:
+        """`render` with all the context but `name` fixed: one call per stream chunk, the
+        rest of the context (request, options, model) merged once per request."""
+        base = self._parent(context)
+
+        def render(value: Any) -> Any:
+            parent = base.copy()
+            parent[name] = value
+            return self._decode(self._text(parent))
+
+        return render
+
+    def _parent(self, context: dict[str, Any]) -> dict[str, Any]:
+        return {**self.template.globals, **context}
+
+    def _run(self, parent: dict[str, Any]) -> str:
+        """`Template.render`, given the variables merged with the template's globals."""
+        template = self.template
+        env = template.environment
+        ctx = env.context_class(env, parent, template.name, template.blocks, template.globals)
         try:
-            return run_bounded(lambda: self.template.render(**context), self.seconds, self.limit)
+            return env.concat(template.root_render_func(ctx))
+        except Exception:
+            env.handle_exception()  # names the template's line, as Template.render does
+
+    def _text(self, parent: dict[str, Any]) -> str:
+        try:
+            return run_bounded(functools.partial(self._run, parent), self.seconds, self.limit)
         except RenderOverrun as exc:
             raise TemplateRenderError(
                 f"the {self.kind} template {self.name} ran longer than {self.seconds:g} s "
@@ -172,7 +226,9 @@ def compile_template(
         return None, problems
     env = _TRUSTED_ENV if trusted else _ENV
     code = env.compile(tree, name=name, filename=name)  # the tree parsed above, not again
-    template = bind(env.template_class.from_code(env, code, env.make_globals(None), None))
+    # The globals as a plain dict (they never change after start): Jinja's ChainMap of them
+    # was copied into a set for every render.
+    template = bind(env.template_class.from_code(env, code, dict(env.globals), None))
     limits = limits or LimitsSpec()
     compiled = CompiledTemplate(
         name,

@@ -56,3 +56,18 @@ def test_stream_template_cannot_see_request_only_names() -> None:
     _, problems = compile_template("{{ response }}", "t", "stream")
     assert problems
     assert "cannot see" in problems[0].message
+
+
+def test_builtin_methods_are_called_as_jinja_calls_them() -> None:
+    # The context's short way for builtin methods: positional and keyword arguments, in a
+    # loop too (where Jinja adds its own `_loop_vars`).
+    source = (
+        '{"a": {{ request.get("x") | tojson }}, "b": {{ request.get("y", 2) | tojson }}, '
+        '"c": {{ "a-b".split(sep="-") | tojson }}, '
+        '"d": [{% for k in ["x", "z"] %}{{ request.get(k, 0) }}{{ "," if not loop.last }}'
+        "{% endfor %}]}"
+    )
+    template, problems = compile_template(source, "t", "request")
+    assert template is not None, problems
+    body = template.render_body(request={"x": 1}, options={}, model="m")
+    assert json.loads(body) == {"a": 1, "b": 2, "c": ["a", "b"], "d": [1, 0]}
