@@ -29,6 +29,7 @@ __all__ = ["CLAUDE_ALIASES", "create_app"]
 
 log = logging.getLogger("multiport.app")
 _encode = msgspec.json.Encoder().encode
+_QUOTING = frozenset({400, 413, 422})  # upstream statuses whose text may quote the request
 
 
 _LOGGED = {"/v1/messages": "messages", "/v1/messages/count_tokens": "count_tokens"}
@@ -113,11 +114,11 @@ def exception_handlers(engine: Port) -> ExceptionHandlersMap:
         headers = {"retry-after": retry_after} if retry_after else None
         scrub = engine.scrubber_for(request.headers)
         if exc.status_code >= 500 or isinstance(exc, UpstreamError):
-            # The gateway's or the upstream's fault: the operator needs to see it. An
-            # upstream's 4xx text often quotes the request (prompt text): not logged.
+            # The gateway's or the upstream's fault: the operator needs to see it. The text
+            # of an upstream's 400, 413 or 422 often quotes the request (prompt): not logged.
             echoed = (
                 exc.upstream_status
-                if isinstance(exc, UpstreamStatusError) and exc.upstream_status < 500
+                if isinstance(exc, UpstreamStatusError) and exc.upstream_status in _QUOTING
                 else None
             )
             log.warning(
