@@ -32,6 +32,8 @@ def draw(results: dict[str, Any], path: Path) -> None:
         bars = left.bar(xs, values, width, label=name, color=COLOURS.get(name))
         left.bar_label(bars, fmt="{:,.0f}", fontsize=7, rotation=90, padding=2)
     left.set_yscale("log")
+    top = max(r["throughput"][c]["rps"] for _, r in series for c in cases)
+    left.set_ylim(top=top * 6)  # room for the legend above the bars
     left.set_xticks(range(len(cases)), cases)
     left.set_ylabel("requests per second (log scale)")
     setup = results["setup"]

@@ -144,7 +144,8 @@ def gateway_run(
         except RuntimeError as e:
             print(f"{name}: not measured: {e}", file=sys.stderr, flush=True)
             return {"status": "failed to start", "reason": str(e)}
-        measure.load(args.load, url, cases["small"], 4, 1.0)  # warm-up
+        # A warm-up at full load (node's JIT, every pool filled), the same for every gateway.
+        measure.load(args.load, url, cases["small"], args.connections, min(3.0, args.seconds))
         result = measure_target(name, url, cases, args)
         result["peak_rss_mb"] = measure.peak_rss_mb(process.pid)
     return {"status": "measured", **result}
