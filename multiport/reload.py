@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import hashlib
 import logging
 import signal
@@ -99,6 +100,11 @@ class Reload:
             guard_logs(Scrubber([*before, *keys, *(s for p in providers for s in p.secrets)]))
             changed = await self._providers(ports, providers, broken)
             await self._routers(ports, routers, broken, changed)
+            # As at start, what now serves is frozen out of the collector's walks; versions
+            # retired since the last reload are thawed and collected first.
+            gc.unfreeze()
+            gc.collect()
+            gc.freeze()
 
     def _wanted(self, name: str) -> bool:
         return not self.only or name in self.only

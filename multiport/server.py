@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import signal
 import socket
@@ -171,6 +172,8 @@ async def serve(
             loop.add_signal_handler(sig, _stopping, ports)
         if ports.failures:
             ports.stop()
+        # What start-up built lives as long as the process: the collector need not walk it.
+        gc.freeze()
         await ports.done.wait()
     finally:
         # Cancelled or failed, no port outlives this call.
