@@ -28,7 +28,7 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from .limits_spec import LimitsSpec
 
-__all__ = ["CLIENT_GONE", "guarded_app", "protocol_for"]
+__all__ = ["CLIENT_GONE", "GuardedProtocol", "protocol_for"]
 
 # The message of the cancellation that ends a request whose client has left.
 CLIENT_GONE = "multiport: the client disconnected"
@@ -276,16 +276,3 @@ def _content_length(headers: list[tuple[bytes, bytes]]) -> int | None:
 def protocol_for(name: str, limits: LimitsSpec) -> type[GuardedProtocol]:
     """The protocol class of one port, its limits bound once."""
     return type("GuardedProtocol", (GuardedProtocol,), {"limits": limits, "port_name": name})
-
-
-def guarded_app(app: Any) -> Any:
-    """`app`, with a request cancelled because its client left ending quietly."""
-
-    async def guarded(scope: Any, receive: Any, send: Any) -> None:
-        try:
-            await app(scope, receive, send)
-        except asyncio.CancelledError as exc:
-            if exc.args != (CLIENT_GONE,):
-                raise
-
-    return guarded
